@@ -1,0 +1,141 @@
+# zhiku — build, test, run.  `make` builds build/zhiku; `make test` runs the
+# unit tests (cmocka) and the integration tests (they drive the real binary);
+# `make run` ingests the sample documents and answers an example question.
+# `make SANITIZE=address,undefined` builds everything with sanitizers into
+# build/san/ (same targets).
+
+CC      ?= cc
+CXX     ?= c++
+# Debian packages the build and the tests need (see tools/deps.sh).
+DEB_PKGS := build-essential pkg-config libsqlite3-dev libfaiss-dev libopenblas-dev \
+            liblapack-dev libjansson-dev libssl-dev libcurl4-openssl-dev \
+            libmicrohttpd-dev libxml2-dev libuchardet-dev libstemmer-dev \
+            libmd4c-dev libcmocka-dev sqlite3
+
+BUILD := build
+ifneq ($(SANITIZE),)
+BUILD := build/san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT     ?= -O2 -g
+WERROR  ?=
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) $(OPT) $(SANFLAGS) \
+           -I. -Icommon -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP -pthread
+CXXFLAGS := -std=c++17 -Wall -Wextra $(OPT) $(SANFLAGS) -I. -MMD -MP -fopenmp -pthread
+LDLIBS  := $(PKG_LIBS) -lstemmer -lfaiss -fopenmp -lopenblas -llapack -lm -pthread
+LDFLAGS := $(SANFLAGS)
+
+# Prefer a system FAISS C API library; otherwise build our small shim that
+# implements exactly the C API functions zhiku calls.
+FAISS_C_LIB := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libfaiss_c.so \
+                 /usr/local/lib/libfaiss_c.so /usr/lib/libfaiss_c.so))
+ifneq ($(FAISS_C_LIB),)
+LDLIBS := -lfaiss_c $(LDLIBS)
+FAISS_SHIM :=
+else
+FAISS_SHIM := retrieval/faiss_capi.cpp
+endif
+
+# ---- sources, per module ------------------------------------------------
+COMMON_SRC    := $(wildcard common/*.c)
+RETRIEVAL_SRC := $(wildcard retrieval/*.c)
+INDEXER_SRC   := $(wildcard indexer/*.c indexer/parse/*.c)
+LLM_SRC       := $(wildcard llm/*.c)
+CLI_SRC       := $(wildcard cli/*.c)
+SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
+
+LIB_SRC := $(COMMON_SRC) $(RETRIEVAL_SRC) $(INDEXER_SRC) $(LLM_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema_sql.o \
+           $(FAISS_SHIM:%.cpp=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libzhiku.a
+BIN     := $(BUILD)/zhiku
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit integration run eval bench clean check-deps
+all: $(BUILD)/.deps-ok $(BIN)
+
+# Installs missing Debian packages (idempotent). Called automatically when the
+# stamp is missing or the package list changed.
+deps:
+	@tools/deps.sh $(DEB_PKGS)
+
+$(BUILD)/.deps-ok: Makefile tools/deps.sh
+	@mkdir -p $(BUILD)
+	@tools/deps.sh --check $(DEB_PKGS) || tools/deps.sh $(DEB_PKGS)
+	@touch $@
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.cpp | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c -o $@ $<
+
+# Migrations are compiled into the binary as a table of (name, sql).
+$(BUILD)/gen/schema_sql.c: $(SCHEMA_SQL) tools/embed_sql.sh
+	@mkdir -p $(dir $@)
+	tools/embed_sql.sh $(SCHEMA_SQL) > $@
+
+$(BUILD)/obj/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@.o -c $<
+	$(CXX) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/%: tests/tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@.o -c $<
+	$(CXX) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS)
+
+# ---- tests ----------------------------------------------------------------
+# `make test` runs the suite, then again under ASan+UBSan (CI sets it).
+test: all $(UNIT_BIN) $(TOOL_BIN)
+	@tests/run.sh $(BUILD)
+ifeq ($(SANITIZE),)
+ifneq ($(ZHIKU_SKIP_SAN),1)
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined OPT="-O1 -g" test
+endif
+endif
+
+unit: all $(UNIT_BIN)
+	@tests/run.sh $(BUILD) unit
+
+integration: all $(TOOL_BIN)
+	@tests/run.sh $(BUILD) integration
+
+# ---- run, eval, bench -------------------------------------------------------
+run: all
+	@tools/run.sh $(BIN)
+
+ZHIKU_EVAL_DATA ?= ../shared/data/eval
+eval: all $(TOOL_BIN)
+	@tools/eval.sh $(BIN) $(ZHIKU_EVAL_DATA)
+
+bench: all $(TOOL_BIN)
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

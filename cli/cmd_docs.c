@@ -1,0 +1,237 @@
+/* cmd_docs.c — `zhiku docs list|show|rm`, `zhiku stats` and `zhiku check`:
+ * the administrator's view of what is in the knowledge base. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    return v ? v : "";
+}
+
+static int docs_list(cli_ctx *c, int64_t kb, int json, int failed_only)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3 *db = ret_store_db(c->store);
+    const char *sql = "SELECT id, ext_id, title, format, nchunks, bytes, status, error, version, "
+                      "datetime(updated_at, 'unixepoch') FROM documents WHERE kb_id = ? "
+                      "AND (?2 = 0 OR status = 'failed') ORDER BY id";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fprintf(stderr, "zhiku: %s\n", sqlite3_errmsg(db)), 1;
+    sqlite3_bind_int64(st, 1, kb);
+    sqlite3_bind_int(st, 2, failed_only);
+    json_t *arr = json ? json_array() : NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "doc", json_integer(sqlite3_column_int64(st, 0)));
+            json_object_set_new(o, "id", json_string(col(st, 1)));
+            json_object_set_new(o, "title", json_string(col(st, 2)));
+            json_object_set_new(o, "format", json_string(col(st, 3)));
+            json_object_set_new(o, "chunks", json_integer(sqlite3_column_int64(st, 4)));
+            json_object_set_new(o, "bytes", json_integer(sqlite3_column_int64(st, 5)));
+            json_object_set_new(o, "status", json_string(col(st, 6)));
+            if (sqlite3_column_type(st, 7) != SQLITE_NULL) json_object_set_new(o, "error", json_string(col(st, 7)));
+            json_object_set_new(o, "version", json_integer(sqlite3_column_int64(st, 8)));
+            json_object_set_new(o, "updated", json_string(col(st, 9)));
+            json_array_append_new(arr, o);
+        } else {
+            printf("%6lld  %-8s %5lld chunks  %s  %s\n", (long long)sqlite3_column_int64(st, 0), col(st, 6),
+                   (long long)sqlite3_column_int64(st, 4), col(st, 1), col(st, 2));
+        }
+    }
+    sqlite3_finalize(st);
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "documents", arr);
+        cli_print_json(o);
+    }
+    return 0;
+}
+
+static int docs_show(cli_ctx *c, int64_t kb, const char *ref, int json)
+{
+    int64_t id;
+    zk_rc rc = ret_doc_find(c->store, kb, ref, &id, c->err);
+    if (rc != ZK_OK) return cli_fail(c, rc);
+    sqlite3 *db = ret_store_db(c->store);
+    sqlite3_stmt *st = NULL, *cs = NULL;
+    sqlite3_prepare_v2(db, "SELECT ext_id, source, title, format, charset, sha256, bytes, version, status, "
+                           "error, metadata, nchunks, datetime(created_at,'unixepoch'), "
+                           "datetime(updated_at,'unixepoch') FROM documents WHERE id = ?", -1, &st, NULL);
+    sqlite3_prepare_v2(db, "SELECT id, ordinal, heading, page, start_char, end_char, text FROM chunks "
+                           "WHERE doc_id = ? ORDER BY ordinal", -1, &cs, NULL);
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(cs, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        sqlite3_finalize(cs);
+        return fprintf(stderr, "zhiku: document vanished\n"), 3;
+    }
+    json_t *o = json_object(), *chunks = json_array();
+    static const char *const keys[] = {"id", "source", "title", "format", "charset", "sha256"};
+    json_object_set_new(o, "doc", json_integer(id));
+    for (int i = 0; i < 6; i++) json_object_set_new(o, keys[i], json_string(col(st, i)));
+    json_object_set_new(o, "bytes", json_integer(sqlite3_column_int64(st, 6)));
+    json_object_set_new(o, "version", json_integer(sqlite3_column_int64(st, 7)));
+    json_object_set_new(o, "status", json_string(col(st, 8)));
+    if (sqlite3_column_type(st, 9) != SQLITE_NULL) json_object_set_new(o, "error", json_string(col(st, 9)));
+    json_t *meta = sqlite3_column_type(st, 10) != SQLITE_NULL ? json_loads(col(st, 10), 0, NULL) : NULL;
+    json_object_set_new(o, "metadata", meta ? meta : json_object());
+    json_object_set_new(o, "created", json_string(col(st, 12)));
+    json_object_set_new(o, "updated", json_string(col(st, 13)));
+    while (sqlite3_step(cs) == SQLITE_ROW) {
+        json_t *ch = json_object();
+        json_object_set_new(ch, "chunk", json_integer(sqlite3_column_int64(cs, 0)));
+        json_object_set_new(ch, "ordinal", json_integer(sqlite3_column_int64(cs, 1)));
+        json_object_set_new(ch, "heading", json_string(col(cs, 2)));
+        if (sqlite3_column_int(cs, 3) > 0) json_object_set_new(ch, "page", json_integer(sqlite3_column_int(cs, 3)));
+        json_object_set_new(ch, "start", json_integer(sqlite3_column_int64(cs, 4)));
+        json_object_set_new(ch, "end", json_integer(sqlite3_column_int64(cs, 5)));
+        json_object_set_new(ch, "text", json_string(col(cs, 6)));
+        json_array_append_new(chunks, ch);
+    }
+    json_object_set_new(o, "chunks", chunks);
+    sqlite3_finalize(st);
+    sqlite3_finalize(cs);
+    if (json) {
+        cli_print_json(o);
+        return 0;
+    }
+    printf("document %lld\n  id:      %s\n  title:   %s\n  source:  %s\n  format:  %s (%s)\n"
+           "  sha256:  %s\n  status:  %s, version %lld, %zu chunks\n",
+           (long long)id, json_string_value(json_object_get(o, "id")), json_string_value(json_object_get(o, "title")),
+           json_string_value(json_object_get(o, "source")), json_string_value(json_object_get(o, "format")),
+           json_string_value(json_object_get(o, "charset")), json_string_value(json_object_get(o, "sha256")),
+           json_string_value(json_object_get(o, "status")),
+           (long long)json_integer_value(json_object_get(o, "version")), json_array_size(chunks));
+    size_t i;
+    json_t *ch;
+    json_array_foreach(chunks, i, ch) {
+        const char *text = json_string_value(json_object_get(ch, "text"));
+        printf("  chunk %lld #%lld [%lld–%lld] %s: %.80s%s\n", (long long)json_integer_value(json_object_get(ch, "chunk")),
+               (long long)json_integer_value(json_object_get(ch, "ordinal")),
+               (long long)json_integer_value(json_object_get(ch, "start")),
+               (long long)json_integer_value(json_object_get(ch, "end")),
+               json_string_value(json_object_get(ch, "heading")), text, strlen(text) > 80 ? "…" : "");
+    }
+    json_decref(o);
+    return 0;
+}
+
+int cmd_docs(cli_ctx *c, int argc, char **argv)
+{
+    const char *kb_name = NULL;
+    int json = 0, failed = 0, help = 0, npos = 0;
+    cli_opt opts[] = {{"kb", 1, &kb_name, NULL}, {"json", 0, NULL, &json}, {"failed", 0, NULL, &failed}};
+    if (cli_parse("docs", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
+    if (help || npos == 0) {
+        puts("usage: zhiku docs list [--failed] [--json] [--kb NAME]\n"
+             "       zhiku docs show DOC [--json]      (DOC: numeric id or external id)\n"
+             "       zhiku docs rm DOC...\n\n"
+             "List, inspect or remove documents. rm deletes the document's chunks, text\n"
+             "index entries and vectors in one transaction.");
+        return help ? 0 : 2;
+    }
+    zk_rc rc;
+    int64_t kb;
+    if ((rc = cli_open(c)) != ZK_OK || (rc = cli_kb(c, kb_name, &kb)) != ZK_OK) return cli_fail(c, rc);
+    if (!strcmp(argv[0], "list")) return docs_list(c, kb, json, failed);
+    if (!strcmp(argv[0], "show")) {
+        if (npos != 2) return cli_usage_error("docs", "show takes one DOC");
+        return docs_show(c, kb, argv[1], json);
+    }
+    if (!strcmp(argv[0], "rm")) {
+        if (npos < 2) return cli_usage_error("docs", "rm needs at least one DOC");
+        int code = 0;
+        for (int i = 1; i < npos; i++) {
+            int64_t id;
+            if ((rc = ret_doc_find(c->store, kb, argv[i], &id, c->err)) != ZK_OK ||
+                (rc = ret_doc_delete(c->store, id, c->err)) != ZK_OK) {
+                code = cli_fail(c, rc);
+                continue;
+            }
+            printf("removed %s\n", argv[i]);
+        }
+        if ((rc = ret_store_sync(c->store, 1, c->err)) != ZK_OK) return cli_fail(c, rc);
+        return code;
+    }
+    return cli_usage_error("docs", "unknown subcommand '%s'", argv[0]);
+}
+
+int cmd_stats(cli_ctx *c, int argc, char **argv)
+{
+    const char *kb_name = NULL;
+    int json = 0, help = 0, npos = 0;
+    cli_opt opts[] = {{"kb", 1, &kb_name, NULL}, {"json", 0, NULL, &json}};
+    if (cli_parse("stats", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
+    if (help) {
+        puts("usage: zhiku stats [--kb NAME] [--json]\n\nDocuments (by status), chunks, vectors, "
+             "bytes, the embedding model and the schema version.");
+        return 0;
+    }
+    zk_rc rc;
+    int64_t kb;
+    if ((rc = cli_open(c)) != ZK_OK || (rc = cli_kb(c, kb_name, &kb)) != ZK_OK) return cli_fail(c, rc);
+    sqlite3 *db = ret_store_db(c->store);
+    sqlite3_stmt *st = NULL;
+    sqlite3_prepare_v2(db,
+        "SELECT (SELECT count(*) FROM documents WHERE kb_id = ?1 AND status = 'indexed'),"
+        " (SELECT count(*) FROM documents WHERE kb_id = ?1 AND status = 'failed'),"
+        " (SELECT coalesce(sum(nchunks), 0) FROM documents WHERE kb_id = ?1),"
+        " (SELECT coalesce(sum(bytes), 0) FROM documents WHERE kb_id = ?1),"
+        " (SELECT count(*) FROM vectors v JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.id = c.doc_id"
+        "   WHERE d.kb_id = ?1),"
+        " (SELECT embed_model FROM kb WHERE id = ?1), (SELECT embed_dim FROM kb WHERE id = ?1),"
+        " (SELECT name FROM kb WHERE id = ?1)", -1, &st, NULL);
+    sqlite3_bind_int64(st, 1, kb);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        return fprintf(stderr, "zhiku: %s\n", sqlite3_errmsg(db)), 1;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "kb", json_string(col(st, 7)));
+    json_object_set_new(o, "documents", json_integer(sqlite3_column_int64(st, 0)));
+    json_object_set_new(o, "failed", json_integer(sqlite3_column_int64(st, 1)));
+    json_object_set_new(o, "chunks", json_integer(sqlite3_column_int64(st, 2)));
+    json_object_set_new(o, "bytes", json_integer(sqlite3_column_int64(st, 3)));
+    json_object_set_new(o, "vectors", json_integer(sqlite3_column_int64(st, 4)));
+    json_object_set_new(o, "embedding_model", json_string(col(st, 5)));
+    json_object_set_new(o, "embedding_dim", json_integer(sqlite3_column_int64(st, 6)));
+    json_object_set_new(o, "schema_version", json_integer(ret_store_schema_version(c->store)));
+    sqlite3_finalize(st);
+    if (json) {
+        cli_print_json(o);
+        return 0;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        if (json_is_string(v)) printf("%-16s %s\n", k, json_string_value(v));
+        else printf("%-16s %lld\n", k, (long long)json_integer_value(v));
+    }
+    json_decref(o);
+    return 0;
+}
+
+int cmd_check(cli_ctx *c, int argc, char **argv)
+{
+    int help = 0, npos = 0;
+    if (cli_parse("check", argc, argv, NULL, 0, &npos, &help) < 0) return 2;
+    if (help) {
+        puts("usage: zhiku check\n\nVerify the data directory: SQLite integrity, the full-text index, every\n"
+             "document complete (all chunks, text index rows and vectors), and the vector\n"
+             "index (after replaying the change log) equal to the vectors table.\n"
+             "Exit status 0 when consistent, 1 when problems were found (printed).");
+        return 0;
+    }
+    zk_rc rc;
+    int problems = 0;
+    if ((rc = cli_open(c)) != ZK_OK) return cli_fail(c, rc);
+    if ((rc = ret_store_check(c->store, stdout, &problems, c->err)) != ZK_OK) return cli_fail(c, rc);
+    if ((rc = ret_store_sync(c->store, 1, c->err)) != ZK_OK) return cli_fail(c, rc);
+    printf("%s\n", problems ? "problems found" : "ok");
+    return problems ? 1 : 0;
+}

@@ -1,0 +1,230 @@
+/* cmd_search.c — `zhiku search` (interactive, --json, --batch for
+ * evaluation tools) and `zhiku ask`, plus the JSON shapes they print (the
+ * HIT object is the one every surface uses). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cli/cli.h"
+
+json_t *cli_hit_json(const ret_hit *h)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(h->ext_id));
+    json_object_set_new(o, "source", json_string(h->source));
+    json_object_set_new(o, "title", json_string(h->title));
+    json_object_set_new(o, "heading", json_string(h->heading));
+    json_object_set_new(o, "chunk", json_integer(h->chunk_id));
+    if (h->page > 0) json_object_set_new(o, "page", json_integer(h->page));
+    json_object_set_new(o, "snippet", json_string(h->snippet));
+    json_object_set_new(o, "score", json_real(h->score));
+    json_object_set_new(o, "bm25_rank", h->bm25_rank ? json_integer(h->bm25_rank) : json_null());
+    json_object_set_new(o, "vector_rank", h->vector_rank ? json_integer(h->vector_rank) : json_null());
+    return o;
+}
+
+json_t *cli_answer_json(const llm_result *r)
+{
+    json_t *o = json_object(), *cits = json_array();
+    json_object_set_new(o, "answer", json_string(r->answer ? r->answer : ""));
+    for (size_t i = 0; i < r->ncitations; i++) {
+        const llm_citation *c = &r->citations[i];
+        json_t *j = json_object();
+        json_object_set_new(j, "n", json_integer(c->n));
+        json_object_set_new(j, "id", json_string(c->ext_id));
+        json_object_set_new(j, "source", json_string(c->source));
+        json_object_set_new(j, "title", json_string(c->title));
+        json_object_set_new(j, "heading", json_string(c->heading));
+        json_object_set_new(j, "chunk", json_integer(c->chunk_id));
+        json_object_set_new(j, "start", json_integer(c->start));
+        json_object_set_new(j, "end", json_integer(c->end));
+        if (c->page > 0) json_object_set_new(j, "page", json_integer(c->page));
+        json_array_append_new(cits, j);
+    }
+    json_object_set_new(o, "citations", cits);
+    if (r->not_found) json_object_set_new(o, "not_found", json_true());
+    return o;
+}
+
+static char *join_args(int n, char **v)
+{
+    zk_buf b;
+    buf_init(&b, 1 << 20);
+    for (int i = 0; i < n; i++) {
+        if (i) buf_putc(&b, ' ');
+        buf_puts(&b, v[i]);
+    }
+    return buf_steal(&b, NULL);
+}
+
+/* --batch FILE: one {"_id","text"} per line in, one
+ * {"_id", "hits": [{"id","chunk","score"}]} per line out, documents ranked
+ * by their best chunk. */
+static int batch(cli_ctx *c, const char *path, ret_search_opts *o, int top)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) return cli_usage_error("search", "cannot open %s", path);
+    int want = top;
+    if (o->bm25_k < 2 * want) o->bm25_k = 2 * want;
+    if (o->vector_k < 2 * want) o->vector_k = 2 * want;
+    o->top_k = o->bm25_k + o->vector_k;
+    o->ids_only = 1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int code = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        json_error_t je;
+        json_t *q = json_loadb(line, (size_t)len, 0, &je);
+        const char *qid = json_string_value(json_object_get(q, "_id"));
+        const char *text = json_string_value(json_object_get(q, "text"));
+        if (!q || !qid || !text) {
+            if (len > 1) fprintf(stderr, "zhiku search: %s:%ld: needs {\"_id\", \"text\"}\n", path, lineno), code = 4;
+            json_decref(q);
+            continue;
+        }
+        ret_hit *hits = NULL;
+        size_t n = 0;
+        zk_rc rc = ret_search(c->store, c->emb, text, o, &hits, &n, c->err);
+        if (rc != ZK_OK) {
+            json_decref(q);
+            free(line);
+            if (f != stdin) fclose(f);
+            return cli_fail(c, rc);
+        }
+        json_t *out = json_object(), *arr = json_array();
+        json_object_set_new(out, "_id", json_string(qid));
+        int ndocs = 0;
+        for (size_t i = 0; i < n && ndocs < want; i++) {
+            int seen = 0;
+            for (size_t k = 0; k < i && !seen; k++) seen = hits[k].doc_id == hits[i].doc_id;
+            if (seen) continue;
+            json_t *h = json_object();
+            json_object_set_new(h, "id", json_string(hits[i].ext_id));
+            json_object_set_new(h, "chunk", json_integer(hits[i].chunk_id));
+            json_object_set_new(h, "score", json_real(hits[i].score));
+            json_array_append_new(arr, h);
+            ndocs++;
+        }
+        json_object_set_new(out, "hits", arr);
+        cli_print_json(out);
+        ret_hits_free(hits, n);
+        json_decref(q);
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return code;
+}
+
+static int parse_common(cli_ctx *c, const char *verb, const char *mode, const char *top, const char *kb,
+                        ret_search_opts *o)
+{
+    ret_search_opts_init(o, c->cfg);
+    if (mode && ret_mode_parse(mode, &o->mode) != ZK_OK)
+        return cli_usage_error(verb, "--mode must be bm25, vector or hybrid, not '%s'", mode);
+    if (top) {
+        char *end;
+        long v = strtol(top, &end, 10);
+        if (*end || v <= 0 || v > 10000) return cli_usage_error(verb, "--top must be a number from 1 to 10000");
+        o->top_k = (int)v;
+    }
+    zk_rc rc = cli_open(c);
+    if (rc == ZK_OK) rc = cli_kb(c, kb, &o->kb);
+    if (rc != ZK_OK) return cli_fail(c, rc);
+    return 0;
+}
+
+int cmd_search(cli_ctx *c, int argc, char **argv)
+{
+    const char *top = NULL, *mode = NULL, *batch_file = NULL, *kb = NULL;
+    int json = 0, help = 0, npos = 0, code;
+    cli_opt opts[] = {
+        {"top", 1, &top, NULL}, {"mode", 1, &mode, NULL}, {"batch", 1, &batch_file, NULL},
+        {"kb", 1, &kb, NULL}, {"json", 0, NULL, &json},
+    };
+    if (cli_parse("search", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
+    if (help) {
+        puts("usage: zhiku search [--top N] [--mode hybrid|bm25|vector] [--kb NAME] [--json] QUERY...\n"
+             "       zhiku search --batch FILE.jsonl [--top N] [--mode M]\n\n"
+             "Hybrid search: BM25 (FTS5, zhiku tokenizer) and vector k-NN (FAISS) fused by\n"
+             "reciprocal rank fusion. --json prints {\"hits\": [HIT...]} where HIT is\n"
+             "  {\"id\", \"source\", \"title\", \"heading\", \"chunk\", \"page\"?, \"snippet\",\n"
+             "   \"score\", \"bm25_rank\", \"vector_rank\"}   (ranks are null when absent).\n"
+             "--batch reads {\"_id\",\"text\"} lines and writes one line per query:\n"
+             "  {\"_id\": QID, \"hits\": [{\"id\": DOC_ID, \"chunk\": N, \"score\": S}, ...]}\n"
+             "with documents ranked by their best chunk (top N documents, default 10).\n"
+             "Exit status 0 (also when nothing matched), 2 on usage errors.");
+        return 0;
+    }
+    ret_search_opts o;
+    if ((code = parse_common(c, "search", mode, top, kb, &o)) != 0) return code;
+    if (batch_file) return batch(c, batch_file, &o, top ? o.top_k : 10);
+    if (npos == 0) return cli_usage_error("search", "missing QUERY");
+    char *query = join_args(npos, argv);
+    ret_hit *hits = NULL;
+    size_t n = 0;
+    zk_rc rc = ret_search(c->store, c->emb, query, &o, &hits, &n, c->err);
+    zk_free(query);
+    if (rc != ZK_OK) return cli_fail(c, rc);
+    if (json) {
+        json_t *out = json_object(), *arr = json_array();
+        for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_hit_json(&hits[i]));
+        json_object_set_new(out, "hits", arr);
+        cli_print_json(out);
+    } else {
+        if (n == 0) printf("no matches\n");
+        for (size_t i = 0; i < n; i++) {
+            const ret_hit *h = &hits[i];
+            printf("%2zu. %s%s%s  [%s, chunk %lld%s]\n    %s\n", i + 1, h->title, *h->heading ? " — " : "",
+                   h->heading, h->ext_id, (long long)h->chunk_id, "", h->snippet);
+            printf("    score %.4f  bm25 #%d  vector #%d\n", h->score, h->bm25_rank, h->vector_rank);
+        }
+    }
+    ret_hits_free(hits, n);
+    return 0;
+}
+
+int cmd_ask(cli_ctx *c, int argc, char **argv)
+{
+    const char *mode = NULL, *kb = NULL;
+    int json = 0, help = 0, npos = 0, code;
+    cli_opt opts[] = {{"mode", 1, &mode, NULL}, {"kb", 1, &kb, NULL}, {"json", 0, NULL, &json}};
+    if (cli_parse("ask", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
+    if (help) {
+        puts("usage: zhiku ask [--mode hybrid|bm25|vector] [--kb NAME] [--json] QUESTION...\n\n"
+             "Answer from the knowledge base with cited sources. With no LLM configured the\n"
+             "extractive answerer picks the best supporting sentences, each followed by\n"
+             "its citation [n]. When nothing relevant is found it says so.\n"
+             "--json prints {\"answer\", \"citations\": [{\"n\", \"id\", \"source\", \"title\",\n"
+             "\"heading\", \"chunk\", \"start\", \"end\", \"page\"?}], \"not_found\"?} where\n"
+             "start/end are the cited sentence's character offsets in the document.");
+        return 0;
+    }
+    ret_search_opts o;
+    if ((code = parse_common(c, "ask", mode, NULL, kb, &o)) != 0) return code;
+    if (npos == 0) return cli_usage_error("ask", "missing QUESTION");
+    char *q = join_args(npos, argv);
+    llm_answer_opts ao;
+    llm_answer_opts_init(&ao, c->cfg);
+    llm_result r;
+    zk_rc rc = llm_ask(c->store, c->emb, q, &o, &ao, &r, c->err);
+    zk_free(q);
+    if (rc != ZK_OK) return cli_fail(c, rc);
+    if (json) {
+        cli_print_json(cli_answer_json(&r));
+    } else {
+        printf("%s\n", r.answer);
+        if (r.ncitations) printf("\nSources:\n");
+        for (size_t i = 0; i < r.ncitations; i++) {
+            const llm_citation *ct = &r.citations[i];
+            printf("[%d] %s%s%s\n    %s  (chunk %lld, characters %lld–%lld%s)\n", ct->n, ct->title,
+                   *ct->heading ? " — " : "", ct->heading, ct->source, (long long)ct->chunk_id,
+                   (long long)ct->start, (long long)ct->end, "");
+        }
+    }
+    llm_result_free(&r);
+    return 0;
+}

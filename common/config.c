@@ -1,0 +1,284 @@
+/* config.c — the INI loader and the table of every known key with its
+ * default and documentation (the single source for docs/CONFIG.md and
+ * `zhiku config`). Loaded once at start-up; lookups are linear over a small
+ * table, done at start-up, not per request. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "buf.h"
+
+typedef struct {
+    const char *section, *key, *def, *doc;
+    int secret;
+} known_key;
+
+/* Every key zhiku reads, with its documented default. */
+static const known_key known[] = {
+    {"store", "data_dir", "./data", "data directory (zhiku.db, vectors/); --data-dir and ZHIKU_DATA_DIR override it", 0},
+    {"log", "level", "warn", "debug | info | warn | error", 0},
+    {"chunk", "size", "500", "target chunk size in characters (code points)", 0},
+    {"chunk", "overlap", "80", "overlap between consecutive chunks, in characters", 0},
+    {"chunk", "max_chunks", "100000", "refuse documents that would produce more chunks", 0},
+    {"ingest", "max_file_mb", "256", "files larger than this are refused", 0},
+    {"ingest", "batch_docs", "64", "documents per write transaction during bulk ingestion", 0},
+    {"embedding", "provider", "builtin", "builtin (hashed features, no model)", 0},
+    {"embedding", "dimensions", "256", "vector dimension of the builtin embedder", 0},
+    {"search", "top_k", "10", "hits returned by default", 0},
+    {"search", "bm25_k", "50", "BM25 candidates fused", 0},
+    {"search", "vector_k", "50", "vector candidates fused", 0},
+    {"search", "rrf_k", "60", "reciprocal rank fusion constant", 0},
+    {"search", "bm25_weight", "1.0", "RRF weight of the BM25 list", 0},
+    {"search", "vector_weight", "0.5", "RRF weight of the vector list", 0},
+    {"search", "heading_weight", "0.5", "BM25 weight of the heading column relative to text", 0},
+    {"search", "max_query_terms", "32", "most selective query terms kept in the BM25 query", 0},
+    {"answer", "top_sources", "5", "hits given to the answerer", 0},
+    {"answer", "max_sentences", "3", "extractive answer: sentences at most", 0},
+    {"answer", "max_chars", "600", "extractive answer: characters at most", 0},
+    {"answer", "min_score", "0.2", "extractive answer: minimum query-term coverage, else not found", 0},
+};
+
+typedef struct {
+    char *section, *key, *value;
+    int line;
+} entry;
+
+struct zk_config {
+    entry *entries;
+    size_t n, cap;
+    char **expanded;          /* cache of expanded values, freed with cfg */
+    size_t nexp, capexp;
+    int unknown;
+    char *path;
+};
+
+static const known_key *find_known(const char *section, const char *key)
+{
+    for (size_t i = 0; i < ZK_ARRAY_LEN(known); i++)
+        if (!strcmp(known[i].section, section) && !strcmp(known[i].key, key)) return &known[i];
+    return NULL;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+static zk_rc add_entry(zk_config *c, const char *sec, const char *key, const char *val, int line)
+{
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 32;
+        entry *p = zk_realloc(c->entries, ncap * sizeof *p);
+        if (!p) return ZK_NOMEM;
+        c->entries = p;
+        c->cap = ncap;
+    }
+    entry *e = &c->entries[c->n];
+    e->section = zk_strdup(sec);
+    e->key = zk_strdup(key);
+    e->value = zk_strdup(val);
+    e->line = line;
+    if (!e->section || !e->key || !e->value) {
+        zk_free(e->section); zk_free(e->key); zk_free(e->value);
+        return ZK_NOMEM;
+    }
+    c->n++;
+    return ZK_OK;
+}
+
+static zk_rc parse(zk_config *c, FILE *f, const char *path, char *err)
+{
+    char line[8192], section[128] = "";
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t l = strlen(line);
+        if (l == sizeof line - 1 && line[l - 1] != '\n')
+            return zk_fail(err, ZK_CONFIG, "%s:%d: line too long", path, lineno);
+        char *s = trim(line);
+        if (!*s || *s == ';' || *s == '#') continue;
+        if (*s == '[') {
+            char *e = strchr(s, ']');
+            if (!e) return zk_fail(err, ZK_CONFIG, "%s:%d: missing ']'", path, lineno);
+            *e = '\0';
+            char *name = trim(s + 1);
+            if (strlen(name) >= sizeof section || !*name)
+                return zk_fail(err, ZK_CONFIG, "%s:%d: bad section name", path, lineno);
+            strcpy(section, name);
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) return zk_fail(err, ZK_CONFIG, "%s:%d: expected key = value", path, lineno);
+        *eq = '\0';
+        char *key = trim(s), *val = trim(eq + 1);
+        /* inline comment: " ; ..." or " # ..." after the value */
+        for (char *p = val; *p; p++) {
+            if ((*p == ';' || *p == '#') && p > val && isspace((unsigned char)p[-1])) {
+                *p = '\0';
+                val = trim(val);
+                break;
+            }
+        }
+        /* optional quotes */
+        size_t vl = strlen(val);
+        if (vl >= 2 && ((val[0] == '"' && val[vl - 1] == '"') || (val[0] == '\'' && val[vl - 1] == '\''))) {
+            val[vl - 1] = '\0';
+            val++;
+        }
+        if (!*section) return zk_fail(err, ZK_CONFIG, "%s:%d: key outside a [section]", path, lineno);
+        if (!*key) return zk_fail(err, ZK_CONFIG, "%s:%d: empty key", path, lineno);
+        if (!find_known(section, key)) {
+            c->unknown++;
+            ZK_LOG(ZK_LOG_WARN, "config %s:%d: unknown key '%s' in [%s]", path, lineno, key, section);
+        }
+        zk_rc rc = add_entry(c, section, key, val, lineno);
+        if (rc != ZK_OK) return zk_fail(err, rc, "out of memory");
+    }
+    if (ferror(f)) return zk_fail(err, ZK_IO, "%s: read error", path);
+    return ZK_OK;
+}
+
+zk_rc zk_config_load(const char *path, int required, zk_config **out, char *err)
+{
+    *out = NULL;
+    zk_config *c = zk_calloc(1, sizeof *c);
+    if (!c) return zk_fail(err, ZK_NOMEM, "out of memory");
+    zk_rc rc = ZK_OK;
+    if (path) {
+        FILE *f = fopen(path, "r");
+        if (!f) {
+            if (required || errno != ENOENT) {
+                rc = zk_fail(err, ZK_CONFIG, "cannot read config %s: %s", path, strerror(errno));
+                zk_config_free(c);
+                return rc;
+            }
+        } else {
+            c->path = zk_strdup(path);
+            rc = parse(c, f, path, err);
+            fclose(f);
+            if (rc != ZK_OK) {
+                zk_config_free(c);
+                return rc;
+            }
+        }
+    }
+    *out = c;
+    return ZK_OK;
+}
+
+void zk_config_free(zk_config *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) {
+        zk_free(c->entries[i].section);
+        zk_free(c->entries[i].key);
+        zk_free(c->entries[i].value);
+    }
+    for (size_t i = 0; i < c->nexp; i++) zk_free(c->expanded[i]);
+    zk_free(c->expanded);
+    zk_free(c->entries);
+    zk_free(c->path);
+    zk_free(c);
+}
+
+/* ${NAME} → getenv("NAME") (empty when unset). */
+static const char *expand(const zk_config *cc, const char *v)
+{
+    if (!strstr(v, "${")) return v;
+    zk_config *c = (zk_config *)cc;   /* cache is logically const */
+    zk_buf b;
+    buf_init(&b, 1 << 16);
+    const char *p = v;
+    while (*p) {
+        const char *s = strstr(p, "${");
+        if (!s) { buf_puts(&b, p); break; }
+        buf_append(&b, p, (size_t)(s - p));
+        const char *e = strchr(s + 2, '}');
+        if (!e) { buf_puts(&b, s); break; }
+        char name[256];
+        size_t nl = (size_t)(e - s - 2);
+        if (nl < sizeof name) {
+            memcpy(name, s + 2, nl);
+            name[nl] = '\0';
+            const char *ev = getenv(name);
+            if (ev) buf_puts(&b, ev);
+        }
+        p = e + 1;
+    }
+    if (c->nexp == c->capexp) {
+        size_t ncap = c->capexp ? c->capexp * 2 : 8;
+        char **np = zk_realloc(c->expanded, ncap * sizeof *np);
+        if (!np) { buf_free(&b); return ""; }
+        c->expanded = np;
+        c->capexp = ncap;
+    }
+    char *r = buf_steal(&b, NULL);
+    c->expanded[c->nexp++] = r;
+    return r;
+}
+
+static void env_name(const char *section, const char *key, char *out, size_t cap)
+{
+    snprintf(out, cap, "ZHIKU_%s_%s", section, key);
+    for (char *p = out; *p; p++) {
+        if (*p == '.' || *p == '-') *p = '_';
+        else *p = (char)toupper((unsigned char)*p);
+    }
+}
+
+const char *zk_config_get(const zk_config *c, const char *section, const char *key)
+{
+    char envname[256];
+    env_name(section, key, envname, sizeof envname);
+    const char *ev = getenv(envname);
+    if (ev) return c ? expand(c, ev) : ev;
+    if (c) {
+        for (size_t i = c->n; i-- > 0;)   /* last definition wins */
+            if (!strcmp(c->entries[i].section, section) && !strcmp(c->entries[i].key, key))
+                return expand(c, c->entries[i].value);
+    }
+    const known_key *k = find_known(section, key);
+    return k ? k->def : NULL;
+}
+
+long zk_config_int(const zk_config *c, const char *section, const char *key)
+{
+    const char *v = zk_config_get(c, section, key);
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
+double zk_config_double(const zk_config *c, const char *section, const char *key)
+{
+    const char *v = zk_config_get(c, section, key);
+    return v ? strtod(v, NULL) : 0.0;
+}
+
+int zk_config_bool(const zk_config *c, const char *section, const char *key)
+{
+    const char *v = zk_config_get(c, section, key);
+    if (!v) return 0;
+    return !strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on");
+}
+
+int zk_config_unknown_count(const zk_config *c) { return c ? c->unknown : 0; }
+
+void zk_config_dump(const zk_config *c, FILE *out)
+{
+    const char *cur = "";
+    for (size_t i = 0; i < ZK_ARRAY_LEN(known); i++) {
+        const known_key *k = &known[i];
+        if (strcmp(cur, k->section)) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+            cur = k->section;
+        }
+        const char *v = zk_config_get(c, k->section, k->key);
+        fprintf(out, "%s = %s    ; %s (default %s)\n", k->key,
+                k->secret && v && *v ? "********" : (v ? v : ""), k->doc, k->def);
+    }
+}

@@ -1,0 +1,123 @@
+/* zk.c — error table, logging, allocation wrappers and tiny utilities shared
+ * by every module. Logging is to stderr, one line per event; the level is set
+ * once at start-up from the config or the CLI's --verbose. */
+#include "zk.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+
+static const char *const messages[] = {
+#define XX(name, exitc, msg) msg,
+    ZK_ERRNO_MAP(XX)
+#undef XX
+};
+static const char *const names[] = {
+#define XX(name, exitc, msg) #name,
+    ZK_ERRNO_MAP(XX)
+#undef XX
+};
+static const int exit_codes[] = {
+#define XX(name, exitc, msg) exitc,
+    ZK_ERRNO_MAP(XX)
+#undef XX
+};
+
+const char *zk_strerror(zk_rc rc)
+{
+    if ((int)rc < 0 || rc >= ZK__NERR) return "unknown error";
+    return messages[rc];
+}
+
+const char *zk_errname(zk_rc rc)
+{
+    if ((int)rc < 0 || rc >= ZK__NERR) return "UNKNOWN";
+    return names[rc];
+}
+
+int zk_exit_code(zk_rc rc)
+{
+    if ((int)rc < 0 || rc >= ZK__NERR) return 1;
+    return exit_codes[rc];
+}
+
+zk_rc zk_fail(char *err, zk_rc rc, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, ZK_ERRLEN, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+int zk_log_min_level = ZK_LOG_WARN;
+
+void zk_log_set_level(zk_log_level lvl) { zk_log_min_level = (int)lvl; }
+
+void zk_log_write(zk_log_level lvl, const char *file, int line, const char *fmt, ...)
+{
+    static const char *const lvlname[] = {"debug", "info", "warn", "error"};
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *base = strrchr(file, '/');
+    fprintf(stderr, "zhiku %s: %s (%s:%d)\n", lvlname[lvl], msg, base ? base + 1 : file, line);
+}
+
+/* Fault injection for tests: ZK_FAIL_ALLOC_AFTER=N makes the N+1th
+ * allocation through these wrappers fail. Read once, lazily. */
+static long alloc_budget = -2;
+
+static int alloc_should_fail(void)
+{
+    if (alloc_budget == -2) {
+        const char *s = getenv("ZK_FAIL_ALLOC_AFTER");
+        alloc_budget = s ? atol(s) : -1;
+    }
+    if (alloc_budget < 0) return 0;
+    if (alloc_budget == 0) return 1;
+    alloc_budget--;
+    return 0;
+}
+
+void *zk_malloc(size_t n) { return alloc_should_fail() ? NULL : malloc(n ? n : 1); }
+void *zk_calloc(size_t n, size_t sz) { return alloc_should_fail() ? NULL : calloc(n ? n : 1, sz ? sz : 1); }
+void *zk_realloc(void *p, size_t n) { return alloc_should_fail() ? NULL : realloc(p, n ? n : 1); }
+void zk_free(void *p) { free(p); }
+
+char *zk_strndup(const char *s, size_t n)
+{
+    char *d = zk_malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *zk_strdup(const char *s) { return s ? zk_strndup(s, strlen(s)) : NULL; }
+
+double zk_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void zk_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}

@@ -1,0 +1,61 @@
+/* ingest.h — the ingestion pipeline: read → detect charset and format →
+ * parse → chunk → embed → write (one document = one savepoint, many
+ * documents per transaction). Handles single files, folder trees and JSONL
+ * bulk imports; re-ingesting an unchanged file is a no-op (SHA-256), a
+ * changed one replaces its chunks atomically. Each document's outcome is
+ * reported through a callback (the CLI prints it). Single-threaded; one
+ * ingester per store. */
+#ifndef IDX_INGEST_H
+#define IDX_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "zk.h"
+#include "config.h"
+#include "retrieval/store.h"
+#include "llm/embed.h"
+#include "indexer/chunker.h"
+
+typedef enum { IDX_INDEXED = 0, IDX_UNCHANGED, IDX_REPLACED, IDX_FAILED, IDX_SKIPPED, IDX__NSTATUS } idx_status;
+const char *idx_status_name(idx_status st);
+
+typedef void (*idx_report_cb)(void *ctx, const char *ext_id, idx_status st, size_t nchunks,
+                              const char *reason);
+
+typedef struct {
+    idx_chunk_opts chunk;
+    size_t max_file_bytes;
+    int batch_docs;            /* documents per write transaction */
+    int64_t kb;
+    idx_report_cb report;      /* may be NULL */
+    void *report_ctx;
+} idx_ingest_opts;
+
+typedef struct {
+    size_t count[IDX__NSTATUS];
+    size_t chunks;             /* chunks written */
+    size_t bytes;              /* source bytes read */
+} idx_ingest_stats;
+
+typedef struct idx_ingester idx_ingester;
+
+void idx_ingest_opts_init(idx_ingest_opts *o, const zk_config *cfg);
+zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o,
+                       idx_ingester **out, char *err);
+/* Commit pending writes, bring the vector index up to date and save it. */
+zk_rc idx_ingester_finish(idx_ingester *ing, char *err);
+void idx_ingester_free(idx_ingester *ing);   /* rolls back unfinished work */
+const idx_ingest_stats *idx_ingester_stats(const idx_ingester *ing);
+
+/* A file or a folder (recursive; hidden entries, symlinks leaving the folder
+ * and non-regular files are skipped). Per-document failures are reported
+ * and counted, not returned; the return value is for fatal errors (I/O on
+ * the database, model mismatch). */
+zk_rc idx_ingest_path(idx_ingester *ing, const char *path, char *err);
+/* JSONL: {"id"|"_id", "title", "text", "metadata"?} per line. */
+zk_rc idx_ingest_jsonl(idx_ingester *ing, const char *path, char *err);
+/* One document from memory (already UTF-8 text in `format`). */
+zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source, const char *name,
+                       const char *data, size_t len, char *err);
+
+#endif

@@ -1,0 +1,213 @@
+/* terms.c — the term extractor behind the builtin embedder and the
+ * extractive answerer: folded word / CJK-character tokens, light stemming,
+ * stopwords and hashing. It runs over every chunk at ingest time (the
+ * embedder targets 5M chars/s on one core), so the scanner has an ASCII
+ * fast path and never allocates. */
+#include "llm/terms.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "utf8.h"
+
+enum { C_OTHER, C_SPACE, C_ALNUM, C_CJK };
+
+static inline uint32_t next_cp(const unsigned char *p, size_t len, size_t *pos)
+{
+    unsigned c = p[*pos];
+    if (c < 0x80) {
+        (*pos)++;
+        return c;
+    }
+    uint32_t cp;
+    *pos += utf8_decode(p + *pos, len - *pos, &cp);
+    return cp;
+}
+
+static inline int classify_ascii(uint32_t *cp)
+{
+    uint32_t c = *cp;
+    if (c >= 'A' && c <= 'Z') {
+        *cp = c + 32;
+        return C_ALNUM;
+    }
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return C_ALNUM;
+    if (c == ' ' || (c >= '\t' && c <= '\r')) return C_SPACE;
+    return C_OTHER;
+}
+
+/* Fold *cp in place and return its class. */
+static inline int classify(uint32_t *cp)
+{
+    if (*cp < 0x80) return classify_ascii(cp);
+    if (utf8_is_space(*cp)) return C_SPACE;
+    uint32_t f = utf8_fold(*cp);
+    *cp = f;
+    if (f < 0x80) return classify_ascii(cp);
+    if (utf8_is_cjk(f)) return C_CJK;
+    if (utf8_is_alnum(f)) return C_ALNUM;
+    return C_OTHER;
+}
+
+size_t llm__next_token(const char *s, size_t len, size_t pos, llm__token *tok)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    tok->kind = LLM__TOK_END;
+    tok->n = 0;
+    tok->sep = (pos == 0);
+    while (pos < len) {
+        size_t at = pos;
+        uint32_t cp = next_cp(p, len, &pos);
+        int cls = classify(&cp);
+        if (cls == C_SPACE) continue;
+        if (cls == C_OTHER) {
+            tok->sep = 1;
+            continue;
+        }
+        tok->start = at;
+        tok->cp[0] = cp;
+        tok->n = 1;
+        if (cls == C_CJK) {
+            tok->kind = LLM__TOK_CJK;
+            tok->end = pos;
+            return pos;
+        }
+        tok->kind = LLM__TOK_WORD;
+        size_t n = 1;
+        while (pos < len) {
+            size_t at2 = pos;
+            uint32_t c2 = next_cp(p, len, &pos);
+            if (classify(&c2) != C_ALNUM) {
+                pos = at2;
+                break;
+            }
+            if (n < LLM__WORD_MAX) tok->cp[n++] = c2;
+        }
+        tok->n = n;
+        tok->end = pos;
+        return pos;
+    }
+    tok->start = tok->end = pos;
+    return pos;
+}
+
+/* ---- stemming ---------------------------------------------------------- */
+
+static int ends_with(const uint32_t *cp, size_t n, const char *suf)
+{
+    size_t k = strlen(suf);
+    if (k > n) return 0;
+    for (size_t i = 0; i < k; i++)
+        if (cp[n - k + i] != (unsigned char)suf[i]) return 0;
+    return 1;
+}
+
+static int is_vowel(uint32_t c)
+{
+    return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u' || c == 'y';
+}
+
+/* "runn" -> "run", "embedd" -> "embed"; keeps "ll", "ss", "zz". */
+static size_t undouble(const uint32_t *cp, size_t n)
+{
+    if (n >= 3 && cp[n - 1] == cp[n - 2] && !is_vowel(cp[n - 1]) && cp[n - 1] != 'l' &&
+        cp[n - 1] != 's' && cp[n - 1] != 'z')
+        return n - 1;
+    return n;
+}
+
+size_t llm__stem(uint32_t *cp, size_t n)
+{
+    if (n < 4) return n;
+    for (size_t i = 0; i < n; i++)
+        if (cp[i] < 'a' || cp[i] > 'z') return n;   /* digits, non-ASCII: leave */
+    if (ends_with(cp, n, "sses")) n -= 2;
+    else if (ends_with(cp, n, "ies") && n > 4) { n -= 2; cp[n - 1] = 'y'; }
+    else if (ends_with(cp, n, "s") && !ends_with(cp, n, "ss") && !ends_with(cp, n, "us") &&
+             !ends_with(cp, n, "is"))
+        n -= 1;
+    if (n >= 6 && ends_with(cp, n, "ing")) n = undouble(cp, n - 3);
+    else if (n >= 5 && ends_with(cp, n, "ed")) n = undouble(cp, n - 2);
+    else if (n >= 6 && ends_with(cp, n, "ly")) n -= 2;
+    if (n >= 4 && cp[n - 1] == 'e') n -= 1;          /* store/stored/storing -> stor */
+    return n;
+}
+
+/* ---- stopwords ----------------------------------------------------------- */
+
+/* Sorted (strcmp order) for bsearch. */
+static const char *const stopwords[] = {
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at",
+    "be", "been", "before", "being", "but", "by", "can", "could", "describe", "did",
+    "do", "does", "doing", "each", "explain", "for", "from", "give", "had", "has",
+    "have", "he", "her", "here", "him", "his", "how", "i", "if", "in", "into", "is",
+    "it", "its", "just", "me", "mean", "means", "more", "most", "my", "no", "not", "of", "on", "only",
+    "or", "other", "our", "please", "she", "should", "so", "some", "such", "tell",
+    "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
+    "those", "to", "too", "us", "very", "was", "we", "were", "what", "when", "where",
+    "which", "who", "whom", "whose", "why", "will", "with", "work", "works", "would", "you", "your",
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int llm__is_stopword(const uint32_t *cp, size_t n)
+{
+    char w[12];
+    if (n == 0 || n >= sizeof w) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cp[i] < 'a' || cp[i] > 'z') return 0;
+        w[i] = (char)cp[i];
+    }
+    w[n] = '\0';
+    const char *key = w;
+    return bsearch(&key, stopwords, sizeof stopwords / sizeof stopwords[0], sizeof stopwords[0], cmp_str) != NULL;
+}
+
+/* Chinese question words and particles; longest first. */
+static const char *const cjk_stops[] = {
+    "为什么", "是不是", "有没有", "能不能", "有哪些", "什么样", "怎么样", "是什么",
+    "什么", "怎么", "怎样", "如何", "哪些", "哪个", "哪里", "哪儿", "是否", "为何",
+    "多少", "几个", "请问", "一下", "告诉", "我们", "你们", "可以", "能否", "关于",
+    "介绍", "一个", "这个", "那个", "的", "了", "吗", "呢", "吧", "啊", "呀", "是", "么",
+};
+
+size_t llm__cjk_stop_len(const uint32_t *cp, size_t n)
+{
+    for (size_t i = 0; i < sizeof cjk_stops / sizeof cjk_stops[0]; i++) {
+        const unsigned char *s = (const unsigned char *)cjk_stops[i];
+        size_t slen = strlen(cjk_stops[i]), pos = 0, k = 0;
+        while (pos < slen && k < n) {
+            uint32_t c;
+            pos += utf8_decode(s + pos, slen - pos, &c);
+            if (c != cp[k]) break;
+            k++;
+        }
+        if (pos == slen) return k;
+    }
+    return 0;
+}
+
+/* ---- hashing --------------------------------------------------------------- */
+
+uint64_t llm__mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t llm__hash_cps(uint64_t seed, const uint32_t *cp, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= cp[i];
+        h *= 0x100000001b3ULL;
+    }
+    return llm__mix64(h ^ n);
+}

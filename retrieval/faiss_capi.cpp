@@ -1,0 +1,170 @@
+// faiss_capi.cpp — the subset of the FAISS C API that zhiku calls.
+//
+// Debian's libfaiss-dev ships <faiss/c_api/*.h> but not libfaiss_c, so this
+// file implements exactly the functions retrieval/vindex.c uses, with the
+// upstream signatures and semantics: C++ exceptions become negative error
+// codes and the message is kept per thread for faiss_get_last_error().
+// The Makefile builds it only when no system libfaiss_c is installed.
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include <faiss/Index.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+extern "C" {
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/MetaIndexes_c.h>
+#include <faiss/c_api/error_c.h>
+#include <faiss/c_api/impl/AuxIndexStructures_c.h>
+#include <faiss/c_api/index_factory_c.h>
+#include <faiss/c_api/index_io_c.h>
+}
+
+using faiss_cxx_idx_t = faiss::Index::idx_t;
+static_assert(sizeof(faiss_cxx_idx_t) == sizeof(idx_t), "FAISS id type is not 64-bit");
+
+namespace {
+
+// Message of the last failed call on this thread (upstream keeps an
+// exception_ptr; a string is enough and cheaper to hand out).
+thread_local std::string last_error;
+
+faiss::Index *cxx(FaissIndex *p) { return reinterpret_cast<faiss::Index *>(p); }
+const faiss::Index *cxx(const FaissIndex *p) { return reinterpret_cast<const faiss::Index *>(p); }
+
+// Runs f and translates exceptions to the upstream error codes.
+template <typename F>
+int guarded(F f)
+{
+    try {
+        f();
+        return OK;
+    } catch (const faiss::FaissException &e) {
+        last_error = e.what();
+        return FAISS_EXCEPT;
+    } catch (const std::exception &e) {
+        last_error = e.what();
+        return STD_EXCEPT;
+    } catch (...) {
+        last_error = "Unknown error";
+        return UNKNOWN_EXCEPT;
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+const char *faiss_get_last_error()
+{
+    return last_error.c_str();
+}
+
+int faiss_index_factory(FaissIndex **p_index, int d, const char *description, FaissMetricType metric)
+{
+    return guarded([&] {
+        *p_index = reinterpret_cast<FaissIndex *>(
+            faiss::index_factory(d, description, static_cast<faiss::MetricType>(metric)));
+    });
+}
+
+void faiss_Index_free(FaissIndex *obj)
+{
+    delete cxx(obj);
+}
+
+int faiss_Index_d(const FaissIndex *index)
+{
+    return cxx(index)->d;
+}
+
+int faiss_Index_is_trained(const FaissIndex *index)
+{
+    return cxx(index)->is_trained ? 1 : 0;
+}
+
+idx_t faiss_Index_ntotal(const FaissIndex *index)
+{
+    return cxx(index)->ntotal;
+}
+
+FaissMetricType faiss_Index_metric_type(const FaissIndex *index)
+{
+    return static_cast<FaissMetricType>(cxx(index)->metric_type);
+}
+
+int faiss_Index_add_with_ids(FaissIndex *index, idx_t n, const float *x, const idx_t *xids)
+{
+    return guarded([&] {
+        cxx(index)->add_with_ids(n, x, reinterpret_cast<const faiss_cxx_idx_t *>(xids));
+    });
+}
+
+int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x, idx_t k,
+                       float *distances, idx_t *labels)
+{
+    return guarded([&] {
+        cxx(index)->search(n, x, k, distances, reinterpret_cast<faiss_cxx_idx_t *>(labels));
+    });
+}
+
+int faiss_Index_reset(FaissIndex *index)
+{
+    return guarded([&] { cxx(index)->reset(); });
+}
+
+int faiss_Index_remove_ids(FaissIndex *index, const FaissIDSelector *sel, size_t *n_removed)
+{
+    return guarded([&] {
+        size_t n = cxx(index)->remove_ids(*reinterpret_cast<const faiss::IDSelector *>(sel));
+        if (n_removed)
+            *n_removed = n;
+    });
+}
+
+int faiss_IDSelectorBatch_new(FaissIDSelectorBatch **p_sel, size_t n, const idx_t *indices)
+{
+    return guarded([&] {
+        *p_sel = reinterpret_cast<FaissIDSelectorBatch *>(
+            new faiss::IDSelectorBatch(n, reinterpret_cast<const faiss_cxx_idx_t *>(indices)));
+    });
+}
+
+void faiss_IDSelector_free(FaissIDSelector *obj)
+{
+    delete reinterpret_cast<faiss::IDSelector *>(obj);
+}
+
+FaissIndexIDMap2 *faiss_IndexIDMap2_cast(FaissIndex *index)
+{
+    return reinterpret_cast<FaissIndexIDMap2 *>(dynamic_cast<faiss::IndexIDMap2 *>(cxx(index)));
+}
+
+void faiss_IndexIDMap2_id_map(FaissIndexIDMap2 *index, idx_t **p_id_map, size_t *p_size)
+{
+    auto *m = reinterpret_cast<faiss::IndexIDMap2 *>(index);
+    if (p_id_map)
+        *p_id_map = reinterpret_cast<idx_t *>(m->id_map.data());
+    if (p_size)
+        *p_size = m->id_map.size();
+}
+
+int faiss_write_index(const FaissIndex *idx, FILE *f)
+{
+    return guarded([&] { faiss::write_index(cxx(idx), f); });
+}
+
+int faiss_read_index(FILE *f, int io_flags, FaissIndex **p_out)
+{
+    return guarded([&] {
+        *p_out = reinterpret_cast<FaissIndex *>(faiss::read_index(f, io_flags));
+    });
+}
+
+} // extern "C"

@@ -1,0 +1,378 @@
+/* search.c — hybrid retrieval (see search.h). Per query: tokenize and build
+ * the FTS5 OR-query, run BM25 top-K in SQL, embed the query and run FAISS
+ * top-K, fuse by weighted RRF, then load the winners' text and metadata and
+ * make a snippet around the first matched terms. */
+#include "retrieval/search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "utf8.h"
+#include "retrieval/tokenizer.h"
+
+zk_rc ret_mode_parse(const char *s, ret_mode *out)
+{
+    if (!strcmp(s, "hybrid")) *out = RET_MODE_HYBRID;
+    else if (!strcmp(s, "bm25")) *out = RET_MODE_BM25;
+    else if (!strcmp(s, "vector")) *out = RET_MODE_VECTOR;
+    else return ZK_INVALID;
+    return ZK_OK;
+}
+
+const char *ret_mode_name(ret_mode m)
+{
+    return m == RET_MODE_BM25 ? "bm25" : m == RET_MODE_VECTOR ? "vector" : "hybrid";
+}
+
+void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg)
+{
+    memset(o, 0, sizeof *o);
+    o->mode = RET_MODE_HYBRID;
+    o->top_k = (int)zk_config_int(cfg, "search", "top_k");
+    o->bm25_k = (int)zk_config_int(cfg, "search", "bm25_k");
+    o->vector_k = (int)zk_config_int(cfg, "search", "vector_k");
+    o->rrf_k = zk_config_double(cfg, "search", "rrf_k");
+    o->w_bm25 = zk_config_double(cfg, "search", "bm25_weight");
+    o->w_vector = zk_config_double(cfg, "search", "vector_weight");
+    o->heading_weight = zk_config_double(cfg, "search", "heading_weight");
+    o->max_query_terms = (int)zk_config_int(cfg, "search", "max_query_terms");
+    o->kb = 1;
+}
+
+/* ---- query construction ---------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    zk_buf *seen;      /* "\x01tok\x01tok..." for dedup */
+    zk_buf *q;
+    int nterms, max;
+} qctx;
+
+static int add_term(void *vctx, int kind, const char *tok, int ntok, int start, int end)
+{
+    qctx *c = vctx;
+    (void)kind;
+    if (c->nterms >= c->max) return 0;
+    /* dedup on the normalised token */
+    char key[80];
+    if (ntok > 70) ntok = 70;
+    key[0] = '\x01';
+    memcpy(key + 1, tok, (size_t)ntok);
+    key[ntok + 1] = '\x01';
+    key[ntok + 2] = '\0';
+    if (c->seen->len && memmem(c->seen->data, c->seen->len, key, (size_t)ntok + 2)) return 0;
+    if (buf_append(c->seen, key, (size_t)ntok + 1) != ZK_OK) return 1;
+    /* quote the original text of the token; FTS5 re-tokenizes it with the
+     * same tokenizer, which yields this very token */
+    if (c->nterms && buf_puts(c->q, " OR ") != ZK_OK) return 1;
+    buf_putc(c->q, '"');
+    for (int i = start; i < end; i++) {
+        if (c->text[i] == '"') buf_putc(c->q, '"');
+        buf_putc(c->q, c->text[i]);
+    }
+    buf_putc(c->q, '"');
+    c->nterms++;
+    return 0;
+}
+
+zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err)
+{
+    zk_buf q, seen;
+    buf_init(&q, 1 << 20);
+    buf_init(&seen, 1 << 20);
+    ret_tokenizer *t = ret_tokenizer_new();
+    if (!t) return zk_fail(err, ZK_NOMEM, "out of memory");
+    qctx c = {query, &seen, &q, 0, max_terms > 0 ? max_terms : 32};
+    ret_tokenizer_run(t, query, (int)strlen(query), 1, &c, add_term);
+    ret_tokenizer_free(t);
+    buf_free(&seen);
+    *out = buf_steal(&q, NULL);
+    return *out ? ZK_OK : zk_fail(err, ZK_NOMEM, "out of memory");
+}
+
+/* ---- candidates and fusion ------------------------------------------------- */
+
+typedef struct {
+    int64_t chunk_id;
+    int bm25_rank, vector_rank;
+    double bm25, sim, score;
+} cand;
+
+static cand *find_cand(cand *c, size_t n, int64_t id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i].chunk_id == id) return &c[i];
+    return NULL;
+}
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
+}
+
+static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_opts *o,
+                             cand *c, size_t *n, char *err)
+{
+    char *match = NULL;
+    zk_rc rc = ret__fts_query(query, o->max_query_terms, &match, err);
+    if (rc != ZK_OK) return rc;
+    if (!*match) { zk_free(match); return ZK_OK; }
+    sqlite3 *db = ret_store_db(s);
+    sqlite3_stmt *st = NULL;
+    const char *sql =
+        "SELECT f.rowid, bm25(chunks_fts, 1.0, ?2) AS r FROM chunks_fts f "
+        "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
+        "WHERE chunks_fts MATCH ?1 AND d.kb_id = ?3 ORDER BY r LIMIT ?4";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = zk_fail(err, ZK_DB, "bm25 query: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, 2, o->heading_weight);
+    sqlite3_bind_int64(st, 3, o->kb);
+    sqlite3_bind_int(st, 4, o->bm25_k);
+    int r, rank = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        cand *x = &c[(*n)++];
+        memset(x, 0, sizeof *x);
+        x->chunk_id = sqlite3_column_int64(st, 0);
+        x->bm25 = -sqlite3_column_double(st, 1);
+        x->bm25_rank = ++rank;
+    }
+    if (r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "bm25 query: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(st);
+    zk_free(match);
+    return rc;
+}
+
+static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *query,
+                               const ret_search_opts *o, cand *c, size_t *n, char *err)
+{
+    zk_rc rc;
+    ret_vindex *vi = NULL;
+    if (!emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
+    rc = ret_store_vindex(s, o->kb, &vi, err);
+    if (rc == ZK_NOTFOUND) return ZK_OK;          /* no vectors yet: empty list */
+    if (rc != ZK_OK) return rc;
+    if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK)
+        return rc;
+    int dim = llm_embedder_dim(emb);
+    float *q = zk_malloc(sizeof(float) * (size_t)dim);
+    int64_t *ids = zk_malloc(sizeof(int64_t) * (size_t)o->vector_k);
+    float *scores = zk_malloc(sizeof(float) * (size_t)o->vector_k);
+    if (!q || !ids || !scores) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    size_t qlen = strlen(query);
+    if ((rc = llm_embed(emb, 1, &query, &qlen, q, err)) != ZK_OK) goto out;
+    int got = 0;
+    if ((rc = ret_vindex_search(vi, q, o->vector_k, ids, scores, &got, err)) != ZK_OK) goto out;
+    for (int i = 0; i < got; i++) {
+        if (scores[i] <= 0.0f) break;              /* orthogonal: no shared feature */
+        cand *x = find_cand(c, *n, ids[i]);
+        if (!x) {
+            x = &c[(*n)++];
+            memset(x, 0, sizeof *x);
+            x->chunk_id = ids[i];
+        }
+        x->vector_rank = i + 1;
+        x->sim = scores[i];
+    }
+out:
+    zk_free(q);
+    zk_free(ids);
+    zk_free(scores);
+    return rc;
+}
+
+/* ---- hits -------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *text;
+    zk_buf *terms;     /* "\x01tok\x01..." of the query */
+    long first;        /* byte offset of the first matching token, -1 */
+} snipctx;
+
+static int find_match(void *vctx, int kind, const char *tok, int ntok, int start, int end)
+{
+    snipctx *c = vctx;
+    (void)kind; (void)end;
+    char key[80];
+    if (ntok > 70) return 0;
+    key[0] = '\x01';
+    memcpy(key + 1, tok, (size_t)ntok);
+    key[ntok + 1] = '\x01';
+    if (c->terms->len && memmem(c->terms->data, c->terms->len, key, (size_t)ntok + 2)) {
+        c->first = start;
+        return 1;
+    }
+    return 0;
+}
+
+static int collect_terms(void *vctx, int kind, const char *tok, int ntok, int start, int end)
+{
+    zk_buf *b = vctx;
+    (void)kind; (void)start; (void)end;
+    if (ntok > 70) return 0;
+    if (!b->len) buf_putc(b, '\x01');
+    buf_append(b, tok, (size_t)ntok);
+    buf_putc(b, '\x01');
+    return 0;
+}
+
+#define SNIPPET_CHARS 200
+
+/* A window of SNIPPET_CHARS code points starting a little before the first
+ * query term, with "…" where text was cut. */
+static char *make_snippet(ret_tokenizer *t, const char *query, const char *text)
+{
+    zk_buf terms, out;
+    buf_init(&terms, 1 << 16);
+    buf_init(&out, 1 << 16);
+    ret_tokenizer_run(t, query, (int)strlen(query), 1, &terms, collect_terms);
+    size_t len = strlen(text);
+    snipctx c = {text, &terms, -1};
+    ret_tokenizer_run(t, text, (int)len, 0, &c, find_match);
+    const unsigned char *p = (const unsigned char *)text;
+    size_t start = 0;
+    if (c.first > 0) {
+        /* back up ~40 code points from the match, to a character start */
+        size_t s = (size_t)c.first;
+        int back = 40;
+        while (s > 0 && back > 0) {
+            s--;
+            while (s > 0 && (p[s] & 0xC0) == 0x80) s--;
+            back--;
+        }
+        start = s;
+    }
+    size_t i = start, n = 0;
+    while (i < len && n < SNIPPET_CHARS) {
+        uint32_t cp;
+        i += utf8_decode(p + i, len - i, &cp);
+        n++;
+    }
+    if (start > 0) buf_puts(&out, "…");
+    /* collapse whitespace runs into single spaces */
+    int space = 0;
+    for (size_t k = start; k < i; k++) {
+        char ch = text[k];
+        if (ch == '\n' || ch == '\r' || ch == '\t' || ch == ' ') {
+            if (!space && out.len) buf_putc(&out, ' ');
+            space = 1;
+        } else {
+            buf_putc(&out, ch);
+            space = 0;
+        }
+    }
+    if (i < len) buf_puts(&out, "…");
+    buf_free(&terms);
+    return buf_steal(&out, NULL);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+    const char *v = (const char *)sqlite3_column_text(st, i);
+    return zk_strdup(v ? v : "");
+}
+
+void ret_hits_free(ret_hit *hits, size_t n)
+{
+    if (!hits) return;
+    for (size_t i = 0; i < n; i++) {
+        zk_free(hits[i].ext_id);
+        zk_free(hits[i].source);
+        zk_free(hits[i].title);
+        zk_free(hits[i].heading);
+        zk_free(hits[i].text);
+        zk_free(hits[i].snippet);
+    }
+    zk_free(hits);
+}
+
+zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_search_opts *o,
+                 ret_hit **out_hits, size_t *out_n, char *err)
+{
+    zk_rc rc = ZK_OK;
+    *out_hits = NULL;
+    *out_n = 0;
+    if (o->top_k <= 0) return ZK_OK;
+    size_t cap = (size_t)ZK_MAX(o->bm25_k, 0) + (size_t)ZK_MAX(o->vector_k, 0) + 1;
+    cand *c = zk_calloc(cap, sizeof *c);
+    ret_hit *hits = NULL;
+    size_t n = 0, nh = 0;
+    sqlite3_stmt *st = NULL;
+    ret_tokenizer *t = NULL;
+    if (!c) return zk_fail(err, ZK_NOMEM, "out of memory");
+
+    if (o->mode != RET_MODE_VECTOR && o->bm25_k > 0 &&
+        (rc = bm25_candidates(s, query, o, c, &n, err)) != ZK_OK)
+        goto out;
+    if (o->mode != RET_MODE_BM25 && o->vector_k > 0 &&
+        (rc = vector_candidates(s, emb, query, o, c, &n, err)) != ZK_OK)
+        goto out;
+
+    for (size_t i = 0; i < n; i++) {
+        double sc = 0;
+        if (c[i].bm25_rank) sc += (o->mode == RET_MODE_HYBRID ? o->w_bm25 : 1.0) / (o->rrf_k + c[i].bm25_rank);
+        if (c[i].vector_rank) sc += (o->mode == RET_MODE_HYBRID ? o->w_vector : 1.0) / (o->rrf_k + c[i].vector_rank);
+        c[i].score = sc;
+    }
+    qsort(c, n, sizeof *c, cmp_cand);
+
+    size_t want = ZK_MIN(n, (size_t)o->top_k);
+    hits = zk_calloc(want ? want : 1, sizeof *hits);
+    t = ret_tokenizer_new();
+    if (!hits || !t) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    sqlite3 *db = ret_store_db(s);
+    if (sqlite3_prepare_v2(db, "SELECT c.doc_id, c.ordinal, c.text, c.heading, c.page, c.start_char, c.end_char, "
+                               "d.ext_id, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                               "WHERE c.id = ? AND d.kb_id = ?", -1, &st, NULL) != SQLITE_OK) {
+        rc = zk_fail(err, ZK_DB, "load hits: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    /* Candidates whose chunk vanished (a concurrent delete) are skipped. */
+    for (size_t i = 0; i < n && nh < want; i++) {
+        sqlite3_bind_int64(st, 1, c[i].chunk_id);
+        sqlite3_bind_int64(st, 2, o->kb);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            ret_hit *h = &hits[nh++];
+            h->chunk_id = c[i].chunk_id;
+            h->doc_id = sqlite3_column_int64(st, 0);
+            h->ordinal = sqlite3_column_int(st, 1);
+            h->text = o->ids_only ? zk_strdup("") : col_dup(st, 2);
+            h->heading = col_dup(st, 3);
+            h->page = sqlite3_column_int(st, 4);
+            h->start = sqlite3_column_int64(st, 5);
+            h->end = sqlite3_column_int64(st, 6);
+            h->ext_id = col_dup(st, 7);
+            h->source = col_dup(st, 8);
+            h->title = col_dup(st, 9);
+            h->score = c[i].score;
+            h->bm25_rank = c[i].bm25_rank;
+            h->vector_rank = c[i].vector_rank;
+            h->bm25 = c[i].bm25;
+            h->vector_sim = c[i].sim;
+            h->snippet = !h->text ? NULL : o->ids_only ? zk_strdup("") : make_snippet(t, query, h->text);
+            if (!h->text || !h->heading || !h->ext_id || !h->source || !h->title || !h->snippet) {
+                rc = zk_fail(err, ZK_NOMEM, "out of memory");
+                goto out;
+            }
+        }
+        sqlite3_reset(st);
+    }
+out:
+    sqlite3_finalize(st);
+    ret_tokenizer_free(t);
+    zk_free(c);
+    if (rc != ZK_OK) {
+        ret_hits_free(hits, nh);
+        return rc;
+    }
+    *out_hits = hits;
+    *out_n = nh;
+    return ZK_OK;
+}

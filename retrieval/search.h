@@ -1,0 +1,62 @@
+/* search.h — hybrid retrieval: BM25 over the FTS5 index and k-NN over the
+ * FAISS index, fused by weighted reciprocal rank fusion.
+ *
+ * The query is tokenized with the same tokenizer as the index and turned
+ * into an OR of its distinct terms, so natural-language questions rank by
+ * BM25 instead of requiring every word. Each hit reports its rank in each
+ * list (0 = absent), the raw signals (BM25 score, cosine similarity) and the
+ * fused score. Called by the CLI, the answerer and (later) the server; one
+ * call per query, allocation proportional to the candidate count. */
+#ifndef RET_SEARCH_H
+#define RET_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "zk.h"
+#include "config.h"
+#include "retrieval/store.h"
+#include "llm/embed.h"
+
+typedef enum { RET_MODE_HYBRID = 0, RET_MODE_BM25, RET_MODE_VECTOR } ret_mode;
+
+typedef struct {
+    ret_mode mode;
+    int top_k;            /* hits returned */
+    int bm25_k;           /* BM25 candidates */
+    int vector_k;         /* vector candidates */
+    double rrf_k;         /* RRF constant (60) */
+    double w_bm25, w_vector;
+    double heading_weight;/* BM25 column weight of the heading path */
+    int max_query_terms;
+    int64_t kb;           /* knowledge base id */
+    int ids_only;         /* skip loading text and snippets (batch evaluation) */
+} ret_search_opts;
+
+typedef struct {
+    int64_t chunk_id, doc_id;
+    char *ext_id;         /* external document id */
+    char *source, *title, *heading, *text, *snippet;
+    int page, ordinal;
+    int64_t start, end;   /* code-point span of the chunk in its document */
+    double score;         /* fused RRF score */
+    int bm25_rank, vector_rank;  /* 1-based; 0 = not in that list */
+    double bm25;          /* raw BM25 (higher is better), 0 when absent */
+    double vector_sim;    /* cosine similarity, 0 when absent */
+} ret_hit;
+
+zk_rc ret_mode_parse(const char *s, ret_mode *out);
+const char *ret_mode_name(ret_mode m);
+/* Defaults from [search] in the config (cfg may be NULL). */
+void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg);
+
+/* Search. *out_hits (caller frees with ret_hits_free) holds up to top_k
+ * hits, best first. embedder may be NULL in BM25 mode. */
+zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_search_opts *opts,
+                 ret_hit **out_hits, size_t *out_n, char *err);
+void ret_hits_free(ret_hit *hits, size_t n);
+
+/* The FTS5 MATCH expression zhiku builds for a query ("" when the query has
+ * no indexable term). Caller frees. Exposed for tests and `--explain`. */
+zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err);
+
+#endif

@@ -1,0 +1,743 @@
+/* store.c — the SQLite store (see store.h): open + migrations, atomic
+ * document writes, the change log and the replay that keeps each knowledge
+ * base's FAISS index equal to the `vectors` table, and the consistency
+ * check. Called by the indexer (writes), retrieval (reads) and the CLI.
+ * Writes are batched by the caller; per query the only cost here is one
+ * `max(seq)` probe to pick up changes made by other processes. */
+#include "retrieval/store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "retrieval/tokenizer.h"
+#include "schema/schema.h"
+
+#define MAX_KB_INDEXES 64
+
+typedef struct {
+    int64_t kb;
+    ret_vindex *vi;
+    int dirty;          /* changed since the snapshot was saved */
+} kb_index;
+
+struct ret_store {
+    sqlite3 *db;
+    char *dir;
+    int readonly;
+    int in_batch;       /* inside ret_store_begin */
+    kb_index idx[MAX_KB_INDEXES];
+    int nidx;
+};
+
+static zk_rc db_fail(ret_store *s, char *err, const char *what)
+{
+    return zk_fail(err, ZK_DB, "%s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static zk_rc exec(ret_store *s, const char *sql, char *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        zk_rc rc = zk_fail(err, ZK_DB, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    return ZK_OK;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[4096];
+    if (strlen(path) >= sizeof tmp) return -1;
+    strcpy(tmp, path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* ---- migrations ----------------------------------------------------------- */
+
+static int current_version(ret_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int v = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(version) FROM schema_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static zk_rc migrate(ret_store *s, char *err)
+{
+    zk_rc rc = exec(s, "CREATE TABLE IF NOT EXISTS schema_version ("
+                       " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                       " applied_at INTEGER NOT NULL DEFAULT (unixepoch()))", err);
+    if (rc != ZK_OK) return rc;
+    if (current_version(s) > zk_migration_count)
+        return zk_fail(err, ZK_DB, "database schema version %d is newer than this zhiku (%d)",
+                       current_version(s), zk_migration_count);
+    for (int i = 0; i < zk_migration_count; i++) {
+        if (current_version(s) > i) continue;
+        if ((rc = exec(s, "BEGIN IMMEDIATE", err)) != ZK_OK) return rc;
+        if (current_version(s) > i) {    /* another process got there first */
+            exec(s, "COMMIT", NULL);
+            continue;
+        }
+        char ins[256];
+        snprintf(ins, sizeof ins, "INSERT INTO schema_version(version, name) VALUES (%d, '%s')",
+                 i + 1, zk_migrations[i].name);
+        if ((rc = exec(s, zk_migrations[i].sql, err)) != ZK_OK ||
+            (rc = exec(s, ins, err)) != ZK_OK) {
+            char e2[ZK_ERRLEN];
+            snprintf(e2, sizeof e2, "migration %s: %s", zk_migrations[i].name, err ? err : "");
+            if (err) strcpy(err, e2);
+            exec(s, "ROLLBACK", NULL);
+            return rc;
+        }
+        if ((rc = exec(s, "COMMIT", err)) != ZK_OK) return rc;
+        ZK_LOG(ZK_LOG_INFO, "applied migration %s", zk_migrations[i].name);
+    }
+    return ZK_OK;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err)
+{
+    zk_rc rc = ZK_OK;
+    *out = NULL;
+    ret_store *s = zk_calloc(1, sizeof *s);
+    if (!s) return zk_fail(err, ZK_NOMEM, "out of memory");
+    s->readonly = (flags & RET_OPEN_READONLY) != 0;
+    s->dir = zk_strdup(data_dir);
+    if (!s->dir) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+
+    char path[4096];
+    if (!s->readonly && mkdir_p(data_dir) != 0) {
+        rc = zk_fail(err, ZK_IO, "cannot create data directory %s: %s", data_dir, strerror(errno));
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/zhiku.db", data_dir);
+    int oflags = s->readonly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (sqlite3_open_v2(path, &s->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        rc = zk_fail(err, ZK_DB, "cannot open %s: %s", path,
+                     s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_extended_result_codes(s->db, 1);
+    if ((rc = ret_tokenizer_register(s->db, err)) != ZK_OK) goto out;
+    if (!s->readonly) {
+        /* WAL + synchronous=NORMAL: a committed transaction survives a
+         * process crash (kill -9); only an OS crash may lose the last ones. */
+        if ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) != ZK_OK) goto out;
+        if ((rc = exec(s, "PRAGMA synchronous=NORMAL", err)) != ZK_OK) goto out;
+        if ((rc = migrate(s, err)) != ZK_OK) goto out;
+        snprintf(path, sizeof path, "%s/vectors", data_dir);
+        if (mkdir_p(path) != 0) {
+            rc = zk_fail(err, ZK_IO, "cannot create %s: %s", path, strerror(errno));
+            goto out;
+        }
+    }
+    if ((rc = exec(s, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536", err)) != ZK_OK)
+        goto out;
+    *out = s;
+    return ZK_OK;
+out:
+    ret_store_close(s);
+    return rc;
+}
+
+void ret_store_close(ret_store *s)
+{
+    if (!s) return;
+    if (s->db && !s->readonly) {
+        char err[ZK_ERRLEN];
+        for (int i = 0; i < s->nidx; i++) {
+            if (s->idx[i].dirty && ret_vindex_save(s->idx[i].vi, err) != ZK_OK)
+                ZK_LOG(ZK_LOG_WARN, "saving vector snapshot: %s", err);
+        }
+    }
+    for (int i = 0; i < s->nidx; i++) ret_vindex_free(s->idx[i].vi);
+    if (s->db) sqlite3_close_v2(s->db);
+    zk_free(s->dir);
+    zk_free(s);
+}
+
+sqlite3 *ret_store_db(ret_store *s) { return s->db; }
+const char *ret_store_dir(const ret_store *s) { return s->dir; }
+int ret_store_schema_version(ret_store *s) { return current_version(s); }
+
+zk_rc ret_store_begin(ret_store *s, char *err)
+{
+    zk_rc rc = exec(s, "BEGIN IMMEDIATE", err);
+    if (rc == ZK_OK) s->in_batch = 1;
+    return rc;
+}
+
+zk_rc ret_store_commit(ret_store *s, char *err)
+{
+    s->in_batch = 0;
+    return exec(s, "COMMIT", err);
+}
+
+void ret_store_rollback(ret_store *s)
+{
+    s->in_batch = 0;
+    exec(s, "ROLLBACK", NULL);
+}
+
+/* ---- knowledge bases ------------------------------------------------------- */
+
+zk_rc ret_kb_id(ret_store *s, const char *name, int64_t *out_kb, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    if (!name) name = "default";
+    if (sqlite3_prepare_v2(s->db, "SELECT id FROM kb WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "kb lookup");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *out_kb = sqlite3_column_int64(st, 0);
+    else if (r == SQLITE_DONE) rc = zk_fail(err, ZK_NOTFOUND, "no knowledge base named '%s'", name);
+    else rc = db_fail(s, err, "kb lookup");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static zk_rc kb_model(ret_store *s, int64_t kb, char *model, size_t cap, int *dim, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    model[0] = '\0';
+    *dim = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT embed_model, embed_dim FROM kb WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "kb lookup");
+    sqlite3_bind_int64(st, 1, kb);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(st, 0);
+        if (m) snprintf(model, cap, "%s", m);
+        *dim = sqlite3_column_int(st, 1);
+    } else {
+        rc = zk_fail(err, ZK_NOTFOUND, "knowledge base %lld not found", (long long)kb);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+zk_rc ret_kb_check_model(ret_store *s, int64_t kb, const char *model, int dim, char *err)
+{
+    char cur[256];
+    int curdim;
+    zk_rc rc = kb_model(s, kb, cur, sizeof cur, &curdim, err);
+    if (rc != ZK_OK) return rc;
+    if (!cur[0]) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(s->db, "UPDATE kb SET embed_model = ?, embed_dim = ? WHERE id = ? AND embed_model IS NULL",
+                               -1, &st, NULL) != SQLITE_OK)
+            return db_fail(s, err, "kb update");
+        sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, dim);
+        sqlite3_bind_int64(st, 3, kb);
+        int r = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (r != SQLITE_DONE) return db_fail(s, err, "kb update");
+        /* a concurrent writer may have recorded another model first */
+        if ((rc = kb_model(s, kb, cur, sizeof cur, &curdim, err)) != ZK_OK) return rc;
+    }
+    if (strcmp(cur, model) != 0 || curdim != dim)
+        return zk_fail(err, ZK_MISMATCH,
+                       "knowledge base was indexed with embedding model %s (dimension %d) but "
+                       "the configured embedder is %s (dimension %d); run `zhiku reindex` to "
+                       "re-embed it, or restore the previous [embedding] settings",
+                       cur, curdim, model, dim);
+    return ZK_OK;
+}
+
+/* ---- documents ------------------------------------------------------------------ */
+
+const char *ret_put_status_name(ret_put_status st)
+{
+    switch (st) {
+    case RET_PUT_INDEXED: return "indexed";
+    case RET_PUT_UNCHANGED: return "unchanged";
+    case RET_PUT_REPLACED: return "replaced";
+    }
+    return "?";
+}
+
+zk_rc ret_doc_is_unchanged(ret_store *s, int64_t kb, const char *ext_id, const char *sha256,
+                           int *out_same, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    *out_same = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM documents WHERE kb_id = ? AND ext_id = ? "
+                                  "AND sha256 = ? AND status = 'indexed'", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "document lookup");
+    sqlite3_bind_int64(st, 1, kb);
+    sqlite3_bind_text(st, 2, ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, sha256, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r == SQLITE_ROW) *out_same = 1;
+    else if (r != SQLITE_DONE) return db_fail(s, err, "document lookup");
+    return ZK_OK;
+}
+
+/* Run a one-shot statement with int64 parameters. */
+static zk_rc run_i64(ret_store *s, const char *sql, int nargs, const int64_t *args, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(s, err, sql);
+    for (int i = 0; i < nargs; i++) sqlite3_bind_int64(st, i + 1, args[i]);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE && r != SQLITE_ROW) return db_fail(s, err, sql);
+    return ZK_OK;
+}
+
+/* Remove a document's chunks, FTS rows and vectors, logging the deletes. */
+static zk_rc drop_chunks(ret_store *s, int64_t kb, int64_t doc_id, char *err)
+{
+    zk_rc rc;
+    int64_t a2[2] = {kb, doc_id};
+    if ((rc = run_i64(s, "INSERT INTO changes(kb_id, chunk_id, op) "
+                         "SELECT ?1, id, 0 FROM chunks WHERE doc_id = ?2", 2, a2, err)) != ZK_OK)
+        return rc;
+    if ((rc = run_i64(s, "INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) "
+                         "SELECT 'delete', id, text, heading FROM chunks WHERE doc_id = ?1", 1, &doc_id, err)) != ZK_OK)
+        return rc;
+    if ((rc = run_i64(s, "DELETE FROM vectors WHERE chunk_id IN (SELECT id FROM chunks WHERE doc_id = ?1)",
+                      1, &doc_id, err)) != ZK_OK)
+        return rc;
+    return run_i64(s, "DELETE FROM chunks WHERE doc_id = ?1", 1, &doc_id, err);
+}
+
+static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_chunk_in *chunks,
+                           size_t n, const float *vecs, int dim, char *err)
+{
+    zk_rc rc = ZK_OK;
+    sqlite3_stmt *ins = NULL, *fts = NULL, *vec = NULL, *chg = NULL;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO chunks(doc_id, ordinal, text, heading, page, start_char, end_char) "
+                                  "VALUES (?,?,?,?,?,?,?)", -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO chunks_fts(rowid, text, heading) VALUES (?,?,?)", -1, &fts, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO vectors(chunk_id, vec) VALUES (?,?)", -1, &vec, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT INTO changes(kb_id, chunk_id, op) VALUES (?,?,1)", -1, &chg, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "prepare chunk insert");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ret_chunk_in *c = &chunks[i];
+        const char *heading = c->heading ? c->heading : "";
+        sqlite3_bind_int64(ins, 1, doc_id);
+        sqlite3_bind_int(ins, 2, c->ordinal);
+        sqlite3_bind_text(ins, 3, c->text, (int)c->len, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, heading, -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 5, c->page);
+        sqlite3_bind_int64(ins, 6, c->start);
+        sqlite3_bind_int64(ins, 7, c->end);
+        if (sqlite3_step(ins) != SQLITE_DONE) { rc = db_fail(s, err, "insert chunk"); goto out; }
+        sqlite3_reset(ins);
+        int64_t id = sqlite3_last_insert_rowid(s->db);
+
+        sqlite3_bind_int64(fts, 1, id);
+        sqlite3_bind_text(fts, 2, c->text, (int)c->len, SQLITE_STATIC);
+        sqlite3_bind_text(fts, 3, heading, -1, SQLITE_STATIC);
+        if (sqlite3_step(fts) != SQLITE_DONE) { rc = db_fail(s, err, "index chunk text"); goto out; }
+        sqlite3_reset(fts);
+
+        if (vecs && dim > 0) {
+            sqlite3_bind_int64(vec, 1, id);
+            sqlite3_bind_blob(vec, 2, vecs + i * (size_t)dim, (int)(sizeof(float) * (size_t)dim), SQLITE_STATIC);
+            if (sqlite3_step(vec) != SQLITE_DONE) { rc = db_fail(s, err, "insert vector"); goto out; }
+            sqlite3_reset(vec);
+            sqlite3_bind_int64(chg, 1, kb);
+            sqlite3_bind_int64(chg, 2, id);
+            if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
+            sqlite3_reset(chg);
+        }
+    }
+out:
+    sqlite3_finalize(ins);
+    sqlite3_finalize(fts);
+    sqlite3_finalize(vec);
+    sqlite3_finalize(chg);
+    return rc;
+}
+
+zk_rc ret_doc_put(ret_store *s, int64_t kb, const ret_doc_in *doc, const ret_chunk_in *chunks,
+                  size_t n, const float *vecs, int dim, ret_put_status *out_status,
+                  int64_t *out_doc_id, char *err)
+{
+    zk_rc rc = ZK_OK;
+    sqlite3_stmt *st = NULL;
+    int64_t doc_id = 0;
+    ret_put_status status = RET_PUT_INDEXED;
+    if (!doc->ext_id || !doc->title || !doc->sha256)
+        return zk_fail(err, ZK_INVALID, "document needs an id, a title and a checksum");
+    if ((rc = exec(s, "SAVEPOINT doc_put", err)) != ZK_OK) return rc;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT id, sha256, status FROM documents WHERE kb_id = ? AND ext_id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "document lookup");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, kb);
+    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        doc_id = sqlite3_column_int64(st, 0);
+        const char *sha = (const char *)sqlite3_column_text(st, 1);
+        const char *stat = (const char *)sqlite3_column_text(st, 2);
+        if (sha && !strcmp(sha, doc->sha256) && stat && !strcmp(stat, "indexed")) status = RET_PUT_UNCHANGED;
+        else status = RET_PUT_REPLACED;
+    } else if (r != SQLITE_DONE) {
+        rc = db_fail(s, err, "document lookup");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (status == RET_PUT_UNCHANGED) goto out;
+
+    if (status == RET_PUT_REPLACED) {
+        if ((rc = drop_chunks(s, kb, doc_id, err)) != ZK_OK) goto out;
+        if (sqlite3_prepare_v2(s->db, "UPDATE documents SET source=?, title=?, format=?, charset=?, sha256=?, "
+                                      "bytes=?, metadata=?, nchunks=?, version=version+1, status='indexed', "
+                                      "error=NULL, updated_at=unixepoch() WHERE id=?", -1, &st, NULL) != SQLITE_OK) {
+            rc = db_fail(s, err, "document update");
+            goto out;
+        }
+        sqlite3_bind_int64(st, 9, doc_id);
+    } else {
+        if (sqlite3_prepare_v2(s->db, "INSERT INTO documents(source, title, format, charset, sha256, bytes, "
+                                      "metadata, nchunks, kb_id, ext_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                               -1, &st, NULL) != SQLITE_OK) {
+            rc = db_fail(s, err, "document insert");
+            goto out;
+        }
+        sqlite3_bind_int64(st, 9, kb);
+        sqlite3_bind_text(st, 10, doc->ext_id, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_text(st, 1, doc->source ? doc->source : doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, doc->title, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, doc->format, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, doc->charset, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, doc->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, doc->bytes);
+    sqlite3_bind_text(st, 7, doc->metadata, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (int64_t)n);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_fail(s, err, "document write");
+        goto out;
+    }
+    if (status == RET_PUT_INDEXED) doc_id = sqlite3_last_insert_rowid(s->db);
+    rc = insert_chunks(s, kb, doc_id, chunks, n, vecs, dim, err);
+out:
+    sqlite3_finalize(st);
+    if (rc == ZK_OK) {
+        rc = exec(s, "RELEASE doc_put", err);
+        if (rc == ZK_OK) {
+            if (out_status) *out_status = status;
+            if (out_doc_id) *out_doc_id = doc_id;
+        }
+    } else {
+        exec(s, "ROLLBACK TO doc_put", NULL);
+        exec(s, "RELEASE doc_put", NULL);
+    }
+    return rc;
+}
+
+zk_rc ret_doc_delete(ret_store *s, int64_t doc_id, char *err)
+{
+    zk_rc rc;
+    sqlite3_stmt *st = NULL;
+    int64_t kb = 0;
+    if ((rc = exec(s, "SAVEPOINT doc_del", err)) != ZK_OK) return rc;
+    if (sqlite3_prepare_v2(s->db, "SELECT kb_id FROM documents WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "document lookup");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, doc_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = zk_fail(err, ZK_NOTFOUND, "document %lld not found", (long long)doc_id);
+        goto out;
+    }
+    kb = sqlite3_column_int64(st, 0);
+    if ((rc = drop_chunks(s, kb, doc_id, err)) != ZK_OK) goto out;
+    rc = run_i64(s, "DELETE FROM documents WHERE id = ?1", 1, &doc_id, err);
+out:
+    sqlite3_finalize(st);
+    if (rc == ZK_OK) {
+        rc = exec(s, "RELEASE doc_del", err);
+    } else {
+        exec(s, "ROLLBACK TO doc_del", NULL);
+        exec(s, "RELEASE doc_del", NULL);
+    }
+    return rc;
+}
+
+zk_rc ret_doc_find(ret_store *s, int64_t kb, const char *ref, int64_t *out_doc_id, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    const char *sql = kb > 0
+        ? "SELECT id FROM documents WHERE kb_id = ?2 AND (ext_id = ?1 OR CAST(id AS TEXT) = ?1) ORDER BY ext_id = ?1 DESC LIMIT 1"
+        : "SELECT id FROM documents WHERE ext_id = ?1 OR CAST(id AS TEXT) = ?1 ORDER BY ext_id = ?1 DESC LIMIT 1";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(s, err, "document lookup");
+    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+    if (kb > 0) sqlite3_bind_int64(st, 2, kb);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *out_doc_id = sqlite3_column_int64(st, 0);
+    else if (r == SQLITE_DONE) rc = zk_fail(err, ZK_NOTFOUND, "no document '%s'", ref);
+    else rc = db_fail(s, err, "document lookup");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- vector index: open, rebuild, replay ------------------------------------ */
+
+static int64_t max_seq(ret_store *s, int64_t kb)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t seq = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT max(seq) FROM changes WHERE kb_id = ?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, kb);
+        if (sqlite3_step(st) == SQLITE_ROW) seq = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return seq;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Apply changes with seq > applied. Runs inside a read transaction so the
+ * change list and the vectors it reads are one snapshot. The vectors table
+ * is the truth: every chunk id touched since `applied` is removed from the
+ * index and re-added iff it has a vector now, whatever order the ops came
+ * in. */
+static zk_rc replay(ret_store *s, kb_index *ki, char *err)
+{
+    zk_rc rc = ZK_OK;
+    sqlite3_stmt *st = NULL, *vst = NULL;
+    int64_t *ids = NULL, *add_ids = NULL;
+    float *vecs = NULL;
+    size_t n = 0, cap = 0, nadd = 0;
+    int64_t applied = ret_vindex_applied_seq(ki->vi), last = applied;
+    int dim = ret_vindex_dim(ki->vi);
+    int own_txn = sqlite3_get_autocommit(s->db);
+
+    if (max_seq(s, ki->kb) <= applied) return ZK_OK;
+    if (own_txn && (rc = exec(s, "BEGIN", err)) != ZK_OK) return rc;
+    if (sqlite3_prepare_v2(s->db, "SELECT seq, chunk_id FROM changes WHERE kb_id = ? AND seq > ? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "read changes");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, ki->kb);
+    sqlite3_bind_int64(st, 2, applied);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int64_t *p = zk_realloc(ids, cap * sizeof *p);
+            if (!p) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+            ids = p;
+        }
+        last = sqlite3_column_int64(st, 0);
+        ids[n++] = sqlite3_column_int64(st, 1);
+    }
+    if (r != SQLITE_DONE) { rc = db_fail(s, err, "read changes"); goto out; }
+    qsort(ids, n, sizeof *ids, cmp_i64);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || ids[u - 1] != ids[i]) ids[u++] = ids[i];
+    n = u;
+    if (n && (rc = ret_vindex_remove(ki->vi, n, ids, err)) != ZK_OK) goto out;
+
+    add_ids = zk_malloc((n ? n : 1) * sizeof *add_ids);
+    vecs = zk_malloc((n ? n : 1) * (size_t)dim * sizeof *vecs);
+    if (!add_ids || !vecs) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    if (sqlite3_prepare_v2(s->db, "SELECT vec FROM vectors WHERE chunk_id = ?", -1, &vst, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "read vectors");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(vst, 1, ids[i]);
+        if (sqlite3_step(vst) == SQLITE_ROW &&
+            sqlite3_column_bytes(vst, 0) == (int)(sizeof(float) * (size_t)dim)) {
+            memcpy(vecs + nadd * (size_t)dim, sqlite3_column_blob(vst, 0), sizeof(float) * (size_t)dim);
+            add_ids[nadd++] = ids[i];
+        }
+        sqlite3_reset(vst);
+    }
+    if (nadd && (rc = ret_vindex_add(ki->vi, nadd, add_ids, vecs, err)) != ZK_OK) goto out;
+    ret_vindex_set_applied_seq(ki->vi, last);
+    ki->dirty = 1;
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(vst);
+    if (own_txn) exec(s, "COMMIT", NULL);
+    zk_free(ids);
+    zk_free(add_ids);
+    zk_free(vecs);
+    return rc;
+}
+
+zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err)
+{
+    zk_rc rc;
+    *out = NULL;
+    kb_index *ki = NULL;
+    for (int i = 0; i < s->nidx; i++)
+        if (s->idx[i].kb == kb) ki = &s->idx[i];
+    if (!ki) {
+        char model[256], dir[4096];
+        int dim, rebuilt = 0;
+        if ((rc = kb_model(s, kb, model, sizeof model, &dim, err)) != ZK_OK) return rc;
+        if (dim <= 0) return zk_fail(err, ZK_NOTFOUND, "knowledge base has no vectors yet");
+        if (s->nidx == MAX_KB_INDEXES) return zk_fail(err, ZK_ERR, "too many knowledge bases open");
+        snprintf(dir, sizeof dir, "%s/vectors/kb-%lld", s->dir, (long long)kb);
+        ret_vindex *vi = NULL;
+        if ((rc = ret_vindex_open(dir, dim, &vi, &rebuilt, err)) != ZK_OK) return rc;
+        if (ret_vindex_applied_seq(vi) > max_seq(s, kb)) {
+            /* snapshot from another database (restored backup?): rebuild */
+            ZK_LOG(ZK_LOG_WARN, "vector snapshot of kb %lld is ahead of the database; rebuilding", (long long)kb);
+            if ((rc = ret_vindex_reset(vi, err)) != ZK_OK) { ret_vindex_free(vi); return rc; }
+            rebuilt = 1;
+        }
+        if (rebuilt) ZK_LOG(ZK_LOG_INFO, "rebuilding vector index of kb %lld from the database", (long long)kb);
+        ki = &s->idx[s->nidx++];
+        ki->kb = kb;
+        ki->vi = vi;
+        ki->dirty = rebuilt;
+    }
+    if ((rc = replay(s, ki, err)) != ZK_OK) return rc;
+    *out = ki->vi;
+    return ZK_OK;
+}
+
+zk_rc ret_store_sync(ret_store *s, int save, char *err)
+{
+    zk_rc rc = ZK_OK;
+    sqlite3_stmt *st = NULL;
+    /* open every kb that has vectors, so a CLI ingest leaves a fresh snapshot */
+    if (sqlite3_prepare_v2(s->db, "SELECT id FROM kb WHERE embed_dim > 0", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "kb list");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        ret_vindex *vi;
+        if ((rc = ret_store_vindex(s, sqlite3_column_int64(st, 0), &vi, err)) != ZK_OK) break;
+    }
+    sqlite3_finalize(st);
+    if (rc != ZK_OK || !save || s->readonly) return rc;
+    for (int i = 0; i < s->nidx; i++) {
+        if (!s->idx[i].dirty) continue;
+        if ((rc = ret_vindex_save(s->idx[i].vi, err)) != ZK_OK) return rc;
+        s->idx[i].dirty = 0;
+    }
+    return ZK_OK;
+}
+
+/* ---- consistency check ------------------------------------------------------ */
+
+static int64_t count_query(ret_store *s, const char *sql, int64_t arg)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_bind_parameter_count(st) >= 1) sqlite3_bind_int64(st, 1, arg);
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err)
+{
+    int problems = 0;
+    zk_rc rc = ZK_OK;
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "integrity_check");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(st, 0);
+        if (m && strcmp(m, "ok")) { fprintf(out, "integrity: %s\n", m); problems++; }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(out, "fts: %s\n", msg ? msg : sqlite3_errmsg(s->db));
+        problems++;
+    }
+    sqlite3_free(msg);
+
+    static const struct { const char *what, *sql; } checks[] = {
+        {"documents whose chunk count differs from the recorded one",
+         "SELECT count(*) FROM documents d WHERE d.status = 'indexed' AND d.nchunks <> "
+         "(SELECT count(*) FROM chunks c WHERE c.doc_id = d.id)"},
+        {"chunks without a document",
+         "SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = c.doc_id)"},
+        {"chunks without a vector (in knowledge bases that have vectors)",
+         "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id JOIN kb ON kb.id = d.kb_id "
+         "WHERE kb.embed_dim > 0 AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)"},
+        {"vectors without a chunk",
+         "SELECT count(*) FROM vectors v WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = v.chunk_id)"},
+    };
+    for (size_t i = 0; i < ZK_ARRAY_LEN(checks); i++) {
+        int64_t c = count_query(s, checks[i].sql, 0);
+        if (c != 0) { fprintf(out, "%s: %lld\n", checks[i].what, (long long)c); problems++; }
+    }
+
+    /* the vector index after replay must hold exactly the vectors table's ids */
+    if (sqlite3_prepare_v2(s->db, "SELECT id FROM kb WHERE embed_dim > 0", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, err, "kb list");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t kb = sqlite3_column_int64(st, 0);
+        ret_vindex *vi;
+        int64_t *ids = NULL;
+        size_t nids = 0;
+        if ((rc = ret_store_vindex(s, kb, &vi, err)) != ZK_OK) break;
+        if ((rc = ret_vindex_ids(vi, &ids, &nids, err)) != ZK_OK) break;
+        sqlite3_stmt *vs = NULL;
+        size_t i = 0, mismatches = 0;
+        if (sqlite3_prepare_v2(s->db, "SELECT v.chunk_id FROM vectors v JOIN chunks c ON c.id = v.chunk_id "
+                                      "JOIN documents d ON d.id = c.doc_id WHERE d.kb_id = ? ORDER BY v.chunk_id",
+                               -1, &vs, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(vs, 1, kb);
+            while (sqlite3_step(vs) == SQLITE_ROW) {
+                int64_t id = sqlite3_column_int64(vs, 0);
+                if (i >= nids || ids[i] != id) mismatches++;
+                else i++;
+            }
+        }
+        sqlite3_finalize(vs);
+        if (mismatches || i != nids) {
+            fprintf(out, "kb %lld: vector index (%zu ids) differs from the vectors table (%zu mismatches)\n",
+                    (long long)kb, nids, mismatches + (nids - i));
+            problems++;
+        }
+        zk_free(ids);
+    }
+    sqlite3_finalize(st);
+    if (out_problems) *out_problems = problems;
+    return rc;
+}

@@ -1,0 +1,103 @@
+/* store.h — the SQLite store: the single source of truth for knowledge
+ * bases, documents, chunks (with their FTS5 rows), vectors and the change
+ * log; plus the per-knowledge-base FAISS index derived from it.
+ *
+ * Opening applies the compiled-in migrations (schema/), sets WAL mode and
+ * registers the "zhiku" FTS5 tokenizer. A document is written in one
+ * transaction (a SAVEPOINT, so callers may batch several documents in an
+ * outer ret_store_begin/commit): document row, chunks, FTS rows, vectors and
+ * change-log entries — kill -9 at any moment leaves the old version or the
+ * new one. The vector index is brought up to date by replaying `changes`.
+ *
+ * A ret_store is used by one thread at a time (the server gives each worker
+ * its own connection). */
+#ifndef RET_STORE_H
+#define RET_STORE_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sqlite3.h>
+#include "zk.h"
+#include "retrieval/vindex.h"
+
+typedef struct ret_store ret_store;
+
+#define RET_OPEN_READONLY 1   /* no migrations; fails if the db is missing */
+
+zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err);
+void ret_store_close(ret_store *s);   /* saves dirty vector snapshots */
+
+sqlite3 *ret_store_db(ret_store *s);
+const char *ret_store_dir(const ret_store *s);
+int ret_store_schema_version(ret_store *s);
+
+/* Explicit outer transaction for batching many documents. */
+zk_rc ret_store_begin(ret_store *s, char *err);
+zk_rc ret_store_commit(ret_store *s, char *err);
+void ret_store_rollback(ret_store *s);
+
+/* ---- knowledge bases --------------------------------------------------- */
+
+/* Id of knowledge base `name` (NULL = "default"); ZK_NOTFOUND if absent. */
+zk_rc ret_kb_id(ret_store *s, const char *name, int64_t *out_kb, char *err);
+/* Check (and on first use record) the embedding model and dimension of a
+ * knowledge base. ZK_MISMATCH, pointing to `zhiku reindex`, when they differ
+ * from what the knowledge base was built with. */
+zk_rc ret_kb_check_model(ret_store *s, int64_t kb, const char *model, int dim, char *err);
+
+/* ---- documents ----------------------------------------------------------- */
+
+typedef struct {
+    const char *ext_id;     /* external id: jsonl id or path; required */
+    const char *source;     /* path or URI; defaults to ext_id */
+    const char *title;      /* required */
+    const char *format, *charset;
+    const char *sha256;     /* hex of the original bytes; required */
+    int64_t bytes;
+    const char *metadata;   /* JSON object text or NULL */
+} ret_doc_in;
+
+typedef struct {
+    const char *text;
+    size_t len;
+    const char *heading;    /* NULL = none */
+    int page;
+    int ordinal;
+    int64_t start, end;     /* code-point span in the document text */
+} ret_chunk_in;
+
+typedef enum { RET_PUT_INDEXED = 0, RET_PUT_UNCHANGED, RET_PUT_REPLACED } ret_put_status;
+const char *ret_put_status_name(ret_put_status st);
+
+/* 1 in *out_same when ext_id exists in kb, is indexed, with this sha256. */
+zk_rc ret_doc_is_unchanged(ret_store *s, int64_t kb, const char *ext_id, const char *sha256,
+                           int *out_same, char *err);
+
+/* Insert or replace a document with its chunks and vectors (n * dim floats,
+ * may be NULL when dim == 0) atomically. */
+zk_rc ret_doc_put(ret_store *s, int64_t kb, const ret_doc_in *doc, const ret_chunk_in *chunks,
+                  size_t n, const float *vecs, int dim, ret_put_status *out_status,
+                  int64_t *out_doc_id, char *err);
+
+/* Delete a document (chunks, FTS rows, vectors) atomically. */
+zk_rc ret_doc_delete(ret_store *s, int64_t doc_id, char *err);
+
+/* Find a document by numeric id or external id within kb (kb <= 0: any). */
+zk_rc ret_doc_find(ret_store *s, int64_t kb, const char *ref, int64_t *out_doc_id, char *err);
+
+/* ---- vector index ------------------------------------------------------------ */
+
+/* The kb's vector index, opened (or rebuilt) and replayed up to the latest
+ * change. Owned by the store. dim is the kb's embedding dimension. */
+zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err);
+/* Replay changes into every open index; save snapshots when save = 1. */
+zk_rc ret_store_sync(ret_store *s, int save, char *err);
+
+/* Consistency check used by `zhiku check` and the crash test: SQLite
+ * integrity, every document complete (chunks = nchunks, FTS rows and
+ * vectors present for each chunk), FTS integrity, and the vector index
+ * after replay equal to the vectors table. Problems are printed to out. */
+zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err);
+
+#endif

@@ -1,0 +1,52 @@
+/* tokenizer.h — zhiku's Chinese-aware tokenizer, used by FTS5 (registered as
+ * the tokenizer "zhiku") for indexing AND by the query builder, so both sides
+ * always agree.
+ *
+ * Rules: text is width-folded and case-folded (common/utf8.h); runs of
+ * alphabetic/digit characters are words, stemmed with the Snowball English
+ * stemmer (libstemmer) when they are Latin; runs of CJK characters are emitted
+ * as overlapping bigrams (a lone CJK character as a unigram); everything else
+ * (punctuation, emoji, invalid UTF-8) separates tokens. Words longer than 64
+ * folded bytes are truncated (the token's offsets still span the whole word).
+ * Offsets reported to the callback are byte offsets into the ORIGINAL input.
+ *
+ * A ret_tokenizer holds a stemmer and is NOT thread-safe: one per thread or
+ * per FTS5 tokenizer instance. */
+#ifndef RET_TOKENIZER_H
+#define RET_TOKENIZER_H
+
+#include <stddef.h>
+#include <sqlite3.h>
+#include "zk.h"
+
+typedef struct ret_tokenizer ret_tokenizer;
+
+/* Kinds of token, passed to the callback. */
+#define RET_TOK_WORD 1   /* a Latin/alphabetic word or number (stemmed) */
+#define RET_TOK_CJK  2   /* a CJK bigram or lone unigram */
+/* "unigrams" option, document side only: one CJK character at the SAME
+ * position as the previous token (FTS5_TOKEN_COLOCATED), so bigram phrases
+ * keep consecutive positions. Never emitted when for_query is set. */
+#define RET_TOK_CJK_UNI 3
+
+/* Return non-zero from the callback to stop tokenizing (that value is
+ * returned by ret_tokenizer_run). tok is NOT NUL-terminated. */
+typedef int (*ret_token_cb)(void *ctx, int kind, const char *tok, int ntok,
+                            int start, int end);
+
+/* Returns NULL on allocation failure. ret_tokenizer_new() is
+ * ret_tokenizer_new_opts(0). With unigrams != 0 every character of a CJK run
+ * of 2+ characters is also emitted as a RET_TOK_CJK_UNI token when indexing
+ * (FTS5: tokenize='zhiku unigrams'). */
+ret_tokenizer *ret_tokenizer_new(void);
+ret_tokenizer *ret_tokenizer_new_opts(int unigrams);
+void ret_tokenizer_free(ret_tokenizer *t);
+
+/* Tokenize text[0..len). for_query is 1 when tokenizing a search query. */
+int ret_tokenizer_run(ret_tokenizer *t, const char *text, int len, int for_query,
+                      void *ctx, ret_token_cb cb);
+
+/* Register the FTS5 tokenizer "zhiku" on db. */
+zk_rc ret_tokenizer_register(sqlite3 *db, char *err);
+
+#endif

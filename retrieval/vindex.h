@@ -1,0 +1,57 @@
+/* vindex.h — the FAISS vector index, a derived cache of the `vectors` table.
+ *
+ * Wraps a FAISS index (through the FAISS C API only) that maps chunk ids to
+ * L2-normalised float vectors and is searched by inner product. The store
+ * (retrieval/store.c) owns the replay of the `changes` log: it calls
+ * ret_vindex_add/remove and records the last applied change sequence here;
+ * ret_vindex_save() writes the snapshot and that sequence atomically
+ * (temp file + fsync + rename) so a crash never leaves a torn snapshot.
+ * ret_vindex_open() on a missing or corrupt snapshot returns an EMPTY index
+ * with applied_seq 0 (and *out_rebuilt = 1) — never an error — so the caller
+ * rebuilds from SQLite.
+ *
+ * Not thread-safe for writers; concurrent searches are safe only when no
+ * add/remove runs at the same time (caller holds a rwlock). */
+#ifndef RET_VINDEX_H
+#define RET_VINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "zk.h"
+
+typedef struct ret_vindex ret_vindex;
+
+/* Open (or create) the index stored under dir (created if needed) for
+ * vectors of dimension dim. A snapshot of another dimension counts as
+ * corrupt. */
+zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebuilt, char *err);
+void ret_vindex_free(ret_vindex *vi);
+
+int ret_vindex_dim(const ret_vindex *vi);
+int64_t ret_vindex_count(const ret_vindex *vi);
+
+/* Last change sequence whose effect is in the index. */
+int64_t ret_vindex_applied_seq(const ret_vindex *vi);
+void ret_vindex_set_applied_seq(ret_vindex *vi, int64_t seq);
+
+/* Add n vectors (n*dim floats) with the given ids. An id already present is
+ * replaced. */
+zk_rc ret_vindex_add(ret_vindex *vi, size_t n, const int64_t *ids, const float *vecs, char *err);
+/* Remove ids (absent ids are ignored). */
+zk_rc ret_vindex_remove(ret_vindex *vi, size_t n, const int64_t *ids, char *err);
+/* Drop everything (applied_seq back to 0). */
+zk_rc ret_vindex_reset(ret_vindex *vi, char *err);
+
+/* k nearest by inner product. Writes up to k results, best first; *out_n is
+ * the number written (< k when the index holds fewer). */
+zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
+                        int64_t *out_ids, float *out_scores, int *out_n, char *err);
+
+/* All ids currently in the index, sorted ascending (caller frees). For
+ * consistency checks. */
+zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err);
+
+/* Persist snapshot + applied_seq atomically. */
+zk_rc ret_vindex_save(ret_vindex *vi, char *err);
+
+#endif

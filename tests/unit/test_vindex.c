@@ -1,0 +1,648 @@
+/* test_vindex.c — unit tests for retrieval/vindex.c: exact nearest neighbours
+ * against brute force, k larger than the index, replace and remove, sorted
+ * ids, save/reopen, and every kind of damaged snapshot (truncated, flipped
+ * bytes, empty, garbage, wrong dimension), which must reopen as an empty
+ * index with rebuilt = 1. Everything lives in a mkdtemp directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "retrieval/vindex.h"
+
+#define DIM 64
+#define NVEC 2000
+#define TOPK 10
+
+static char tmproot[] = "/tmp/zk_vindex_XXXXXX";
+static char errbuf[ZK_ERRLEN];
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static double rnd(void)   /* xorshift64*, uniform in [0, 1) */
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 0x2545f4914f6cdd1dULL) >> 11) / 9007199254740992.0;
+}
+
+static void random_unit(float *v, int dim)
+{
+    double norm = 0;
+    for (int i = 0; i < dim; i++) {
+        v[i] = (float)(rnd() * 2 - 1);
+        norm += (double)v[i] * v[i];
+    }
+    norm = sqrt(norm);
+    for (int i = 0; i < dim; i++) v[i] = (float)(v[i] / norm);
+}
+
+static float dot(const float *a, const float *b, int dim)
+{
+    float s = 0;
+    for (int i = 0; i < dim; i++) s += a[i] * b[i];
+    return s;
+}
+
+static char *subdir(const char *name)
+{
+    static char path[4][256];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", tmproot, name);
+    return p;
+}
+
+static ret_vindex *open_ok(const char *dir, int dim, int want_rebuilt)
+{
+    ret_vindex *vi = NULL;
+    int rebuilt = -1;
+    zk_rc rc = ret_vindex_open(dir, dim, &vi, &rebuilt, errbuf);
+    if (rc != ZK_OK) fail_msg("open %s: %s", dir, errbuf);
+    assert_non_null(vi);
+    assert_int_equal(rebuilt, want_rebuilt);
+    assert_int_equal(ret_vindex_dim(vi), dim);
+    return vi;
+}
+
+/* Fill an index with n random vectors, ids 1000 + 3*i, kept in vecs/ids. */
+static void fill(ret_vindex *vi, size_t n, float *vecs, int64_t *ids)
+{
+    for (size_t i = 0; i < n; i++) {
+        random_unit(vecs + i * DIM, DIM);
+        ids[i] = 1000 + 3 * (int64_t)i;
+    }
+    /* several batches, as the store's replay would do */
+    for (size_t off = 0; off < n; off += 500) {
+        size_t m = n - off < 500 ? n - off : 500;
+        assert_int_equal(ret_vindex_add(vi, m, ids + off, vecs + off * DIM, errbuf), ZK_OK);
+    }
+    assert_int_equal(ret_vindex_count(vi), (int64_t)n);
+}
+
+/* Brute-force top k by inner product among live vectors. */
+static int brute_topk(const float *q, const float *vecs, const int64_t *ids, const int *live,
+                      size_t n, int k, int64_t *out_ids, float *out_scores)
+{
+    int m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (live && !live[i]) continue;
+        float s = dot(q, vecs + i * DIM, DIM);
+        int pos = m < k ? m++ : k;
+        if (pos == k && s <= out_scores[k - 1]) continue;
+        if (pos == k) pos = k - 1;
+        while (pos > 0 && out_scores[pos - 1] < s) {
+            out_scores[pos] = out_scores[pos - 1];
+            out_ids[pos] = out_ids[pos - 1];
+            pos--;
+        }
+        out_scores[pos] = s;
+        out_ids[pos] = ids[i];
+    }
+    return m;
+}
+
+static void check_search(ret_vindex *vi, const float *q, const float *vecs, const int64_t *ids,
+                         const int *live, size_t n)
+{
+    int64_t got[TOPK], want[TOPK];
+    float gs[TOPK], ws[TOPK];
+    int ng = -1;
+    int nw = brute_topk(q, vecs, ids, live, n, TOPK, want, ws);
+    assert_int_equal(ret_vindex_search(vi, q, TOPK, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, nw);
+    for (int r = 0; r < nw; r++) {
+        assert_true(fabsf(gs[r] - ws[r]) < 1e-4f);
+        /* ids must agree except where two scores tie within float noise */
+        if (got[r] != want[r]) {
+            assert_true(r + 1 < nw && fabsf(ws[r] - ws[r + 1]) < 1e-5f);
+        }
+        if (r > 0) assert_true(gs[r] <= gs[r - 1]);
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    zk_log_set_level(ZK_LOG_ERROR);   /* corrupt-snapshot warnings are expected */
+    return mkdtemp(tmproot) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return nftw(tmproot, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_empty_index(void **state)
+{
+    (void)state;
+    const char *dir = subdir("empty/nested/vectors");   /* created as needed */
+    ret_vindex *vi = open_ok(dir, DIM, 1);
+    float q[DIM];
+    int64_t ids[4];
+    float sc[4];
+    int n = -1;
+    random_unit(q, DIM);
+    assert_int_equal(ret_vindex_count(vi), 0);
+    assert_int_equal(ret_vindex_applied_seq(vi), 0);
+    assert_int_equal(ret_vindex_search(vi, q, 4, ids, sc, &n, errbuf), ZK_OK);
+    assert_int_equal(n, 0);
+    int64_t *all = NULL;
+    size_t nall = 99;
+    assert_int_equal(ret_vindex_ids(vi, &all, &nall, errbuf), ZK_OK);
+    assert_int_equal(nall, 0);
+    free(all);
+    assert_int_equal(ret_vindex_remove(vi, 1, (int64_t[]){5}, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+    ret_vindex_free(NULL);
+}
+
+static void test_exact_search(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("exact"), DIM, 1);
+    float *vecs = malloc(NVEC * DIM * sizeof *vecs);
+    int64_t *ids = malloc(NVEC * sizeof *ids);
+    float q[DIM];
+    fill(vi, NVEC, vecs, ids);
+    for (int t = 0; t < 30; t++) {
+        random_unit(q, DIM);
+        check_search(vi, q, vecs, ids, NULL, NVEC);
+    }
+    /* a stored vector finds itself first with score ~1 */
+    int64_t got[TOPK];
+    float gs[TOPK];
+    int ng = 0;
+    assert_int_equal(ret_vindex_search(vi, vecs + 1234 * DIM, TOPK, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, TOPK);
+    assert_int_equal(got[0], ids[1234]);
+    assert_true(fabsf(gs[0] - 1.0f) < 1e-4f);
+    /* scores are optional */
+    assert_int_equal(ret_vindex_search(vi, q, TOPK, got, NULL, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, TOPK);
+    /* k = 0 and bad arguments */
+    assert_int_equal(ret_vindex_search(vi, q, 0, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, 0);
+    assert_int_equal(ret_vindex_search(vi, q, -1, got, gs, &ng, errbuf), ZK_INVALID);
+    free(vecs);
+    free(ids);
+    ret_vindex_free(vi);
+}
+
+static void test_k_larger_than_index(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("small"), DIM, 1);
+    float vecs[5 * DIM], q[DIM];
+    int64_t ids[5] = {10, 20, 30, 40, 50}, got[50];
+    float gs[50];
+    int ng = 0;
+    for (int i = 0; i < 5; i++) random_unit(vecs + i * DIM, DIM);
+    assert_int_equal(ret_vindex_add(vi, 5, ids, vecs, errbuf), ZK_OK);
+    random_unit(q, DIM);
+    assert_int_equal(ret_vindex_search(vi, q, 50, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, 5);
+    for (int r = 0; r < ng; r++) assert_true(got[r] >= 10 && got[r] <= 50 && got[r] % 10 == 0);
+    check_search(vi, q, vecs, ids, NULL, 5);
+    ret_vindex_free(vi);
+}
+
+static void test_replace(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("replace"), DIM, 1);
+    float *vecs = malloc(NVEC * DIM * sizeof *vecs);
+    int64_t *ids = malloc(NVEC * sizeof *ids);
+    float nv[2 * DIM];
+    int64_t got[TOPK];
+    float gs[TOPK];
+    int ng = 0;
+    fill(vi, NVEC, vecs, ids);
+
+    /* replace id ids[7] with a new vector: count unchanged, new vector wins */
+    random_unit(nv, DIM);
+    assert_int_equal(ret_vindex_add(vi, 1, &ids[7], nv, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), NVEC);
+    memcpy(vecs + 7 * DIM, nv, DIM * sizeof *nv);
+    assert_int_equal(ret_vindex_search(vi, nv, TOPK, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(got[0], ids[7]);
+    assert_true(fabsf(gs[0] - 1.0f) < 1e-4f);
+    for (int t = 0; t < 5; t++) {
+        float q[DIM];
+        random_unit(q, DIM);
+        check_search(vi, q, vecs, ids, NULL, NVEC);
+    }
+
+    /* one batch naming an id twice keeps the last vector, plus a new id */
+    random_unit(nv, DIM);
+    random_unit(nv + DIM, DIM);
+    int64_t dup[3] = {ids[9], 5, ids[9]};
+    float dv[3 * DIM];
+    memcpy(dv, nv, DIM * sizeof *nv);
+    random_unit(dv + DIM, DIM);
+    memcpy(dv + 2 * DIM, nv + DIM, DIM * sizeof *nv);
+    assert_int_equal(ret_vindex_add(vi, 3, dup, dv, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), NVEC + 1);
+    assert_int_equal(ret_vindex_search(vi, nv + DIM, 1, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, 1);
+    assert_int_equal(got[0], ids[9]);
+    assert_true(fabsf(gs[0] - 1.0f) < 1e-4f);
+
+    int64_t *all = NULL;
+    size_t nall = 0;
+    assert_int_equal(ret_vindex_ids(vi, &all, &nall, errbuf), ZK_OK);
+    assert_int_equal(nall, NVEC + 1);
+    assert_int_equal(all[0], 5);
+    for (size_t i = 1; i < nall; i++) assert_true(all[i - 1] < all[i]);
+    free(all);
+
+    /* negative ids are rejected and change nothing */
+    int64_t bad[2] = {77, -3};
+    assert_int_equal(ret_vindex_add(vi, 2, bad, dv, errbuf), ZK_INVALID);
+    assert_int_equal(ret_vindex_count(vi), NVEC + 1);
+    free(vecs);
+    free(ids);
+    ret_vindex_free(vi);
+}
+
+static void test_remove_and_reset(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("remove"), DIM, 1);
+    float *vecs = malloc(NVEC * DIM * sizeof *vecs);
+    int64_t *ids = malloc(NVEC * sizeof *ids);
+    int *live = malloc(NVEC * sizeof *live);
+    int64_t rm[NVEC / 4 + 2];
+    size_t nrm = 0;
+    fill(vi, NVEC, vecs, ids);
+    for (size_t i = 0; i < NVEC; i++) {
+        live[i] = i % 4 != 1;
+        if (!live[i]) rm[nrm++] = ids[i];
+    }
+    rm[nrm++] = 999999;   /* absent: ignored */
+    rm[nrm++] = ids[1];   /* repeated */
+    assert_int_equal(ret_vindex_remove(vi, nrm, rm, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), NVEC - NVEC / 4);
+    for (int t = 0; t < 20; t++) {
+        float q[DIM];
+        random_unit(q, DIM);
+        check_search(vi, q, vecs, ids, live, NVEC);
+    }
+    /* a removed vector does not find itself */
+    int64_t got[TOPK];
+    float gs[TOPK];
+    int ng = 0;
+    assert_int_equal(ret_vindex_search(vi, vecs + 5 * DIM, TOPK, got, gs, &ng, errbuf), ZK_OK);
+    for (int r = 0; r < ng; r++) assert_true(got[r] != ids[5]);
+    /* removed ids can be added again */
+    assert_int_equal(ret_vindex_add(vi, 1, &ids[5], vecs + 5 * DIM, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), NVEC - NVEC / 4 + 1);
+
+    ret_vindex_set_applied_seq(vi, 17);
+    assert_int_equal(ret_vindex_reset(vi, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), 0);
+    assert_int_equal(ret_vindex_applied_seq(vi), 0);
+    assert_int_equal(ret_vindex_add(vi, 1, &ids[5], vecs + 5 * DIM, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), 1);
+    free(vecs);
+    free(ids);
+    free(live);
+    ret_vindex_free(vi);
+}
+
+static void test_ids_sorted(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("sorted"), DIM, 1);
+    enum { N = 300 };
+    int64_t ids[N];
+    float vecs[N * DIM];
+    for (int i = 0; i < N; i++) {
+        ids[i] = (int64_t)((i * 7919) % N) * 1000003 + (i % 3);   /* scrambled */
+        random_unit(vecs + i * DIM, DIM);
+    }
+    assert_int_equal(ret_vindex_add(vi, N, ids, vecs, errbuf), ZK_OK);
+    int64_t *all = NULL;
+    size_t n = 0;
+    assert_int_equal(ret_vindex_ids(vi, &all, &n, errbuf), ZK_OK);
+    assert_int_equal(n, N);
+    for (size_t i = 1; i < n; i++) assert_true(all[i - 1] < all[i]);
+    for (int i = 0; i < N; i++) {
+        int found = 0;
+        for (size_t j = 0; j < n; j++) found |= all[j] == ids[i];
+        assert_true(found);
+    }
+    free(all);
+    ret_vindex_free(vi);
+}
+
+static void test_save_reopen(void **state)
+{
+    (void)state;
+    const char *dir = subdir("persist");
+    ret_vindex *vi = open_ok(dir, DIM, 1);
+    float *vecs = malloc(NVEC * DIM * sizeof *vecs);
+    int64_t *ids = malloc(NVEC * sizeof *ids);
+    float qs[5 * DIM];
+    int64_t before[5][TOPK], after[TOPK];
+    float sb[5][TOPK], sa[TOPK];
+    int nb[5], na = 0;
+    fill(vi, NVEC, vecs, ids);
+    assert_int_equal(ret_vindex_remove(vi, 1, &ids[3], errbuf), ZK_OK);
+    ret_vindex_set_applied_seq(vi, 4242);
+    for (int t = 0; t < 5; t++) {
+        random_unit(qs + t * DIM, DIM);
+        assert_int_equal(ret_vindex_search(vi, qs + t * DIM, TOPK, before[t], sb[t], &nb[t], errbuf), ZK_OK);
+    }
+    assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+    /* saving twice replaces the snapshot in place */
+    assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+    int64_t *ids1 = NULL, *ids2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    assert_int_equal(ret_vindex_ids(vi, &ids1, &n1, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+
+    vi = open_ok(dir, DIM, 0);
+    assert_int_equal(ret_vindex_applied_seq(vi), 4242);
+    assert_int_equal(ret_vindex_count(vi), NVEC - 1);
+    assert_int_equal(ret_vindex_ids(vi, &ids2, &n2, errbuf), ZK_OK);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(ids1, ids2, n1 * sizeof *ids1);
+    for (int t = 0; t < 5; t++) {
+        assert_int_equal(ret_vindex_search(vi, qs + t * DIM, TOPK, after, sa, &na, errbuf), ZK_OK);
+        assert_int_equal(na, nb[t]);
+        assert_memory_equal(after, before[t], (size_t)na * sizeof *after);
+        for (int r = 0; r < na; r++) assert_true(fabsf(sa[r] - sb[t][r]) < 1e-6f);
+    }
+    /* the reloaded index still replaces ids instead of duplicating them */
+    assert_int_equal(ret_vindex_add(vi, 1, &ids[10], vecs + 11 * DIM, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), NVEC - 1);
+    /* no temp files are left behind */
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    int nfiles = 0;
+    assert_non_null(dp);
+    while ((e = readdir(dp)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        assert_string_equal(e->d_name, "index.zkv");
+        nfiles++;
+    }
+    closedir(dp);
+    assert_int_equal(nfiles, 1);
+    free(ids1);
+    free(ids2);
+    free(vecs);
+    free(ids);
+    ret_vindex_free(vi);
+}
+
+/* ---- damaged snapshots ----------------------------------------------------- */
+
+typedef enum { TRUNC_HALF, TRUNC_HEADER, TRUNC_ONE, EXTRA_BYTE, FLIP_PAYLOAD, FLIP_PAYLOAD_END,
+               FLIP_MAGIC, FLIP_SEQ, FLIP_LEN, ZERO_LEN, GARBAGE, NDAMAGE } damage;
+
+static const char *damage_name[NDAMAGE] = {
+    "trunc_half", "trunc_header", "trunc_one", "extra_byte", "flip_payload", "flip_payload_end",
+    "flip_magic", "flip_seq", "flip_len", "zero_len", "garbage"};
+
+static void make_snapshot(const char *dir, int dim)
+{
+    ret_vindex *vi = open_ok(dir, dim, 1);
+    float vecs[50 * DIM];
+    int64_t ids[50];
+    for (int i = 0; i < 50; i++) {
+        random_unit(vecs + i * dim, dim);
+        ids[i] = i + 1;
+    }
+    assert_int_equal(ret_vindex_add(vi, 50, ids, vecs, errbuf), ZK_OK);
+    ret_vindex_set_applied_seq(vi, 99);
+    assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+}
+
+static void flip(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    if (off < 0) {
+        fseek(f, 0, SEEK_END);
+        off += ftell(f);
+    }
+    fseek(f, off, SEEK_SET);
+    int c = fgetc(f);
+    assert_true(c != EOF);
+    fseek(f, off, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+}
+
+static void apply_damage(const char *dir, damage d)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/index.zkv", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 64 + 100);
+    switch (d) {
+    case TRUNC_HALF: assert_int_equal(truncate(path, st.st_size / 2), 0); break;
+    case TRUNC_HEADER: assert_int_equal(truncate(path, 40), 0); break;
+    case TRUNC_ONE: assert_int_equal(truncate(path, st.st_size - 1), 0); break;
+    case EXTRA_BYTE: {
+        FILE *f = fopen(path, "ab");
+        assert_non_null(f);
+        fputc(0, f);
+        fclose(f);
+        break;
+    }
+    case FLIP_PAYLOAD: flip(path, 64 + 10); break;
+    case FLIP_PAYLOAD_END: flip(path, -5); break;
+    case FLIP_MAGIC: flip(path, 2); break;
+    case FLIP_SEQ: flip(path, 16); break;
+    case FLIP_LEN: flip(path, 25); break;
+    case ZERO_LEN: assert_int_equal(truncate(path, 0), 0); break;
+    case GARBAGE: {
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        for (int i = 0; i < 4096; i++) fputc((int)(rnd() * 256), f);
+        fclose(f);
+        break;
+    }
+    case NDAMAGE: break;
+    }
+}
+
+static void expect_rebuilt_empty(const char *dir, int dim)
+{
+    ret_vindex *vi = open_ok(dir, dim, 1);
+    float q[DIM];
+    int64_t got[TOPK];
+    float gs[TOPK];
+    int ng = -1;
+    assert_int_equal(ret_vindex_count(vi), 0);
+    assert_int_equal(ret_vindex_applied_seq(vi), 0);
+    random_unit(q, dim);
+    assert_int_equal(ret_vindex_search(vi, q, TOPK, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(ng, 0);
+    /* and it is usable: a fresh save then reopens cleanly */
+    assert_int_equal(ret_vindex_add(vi, 1, (int64_t[]){7}, q, errbuf), ZK_OK);
+    ret_vindex_set_applied_seq(vi, 3);
+    assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+    vi = open_ok(dir, dim, 0);
+    assert_int_equal(ret_vindex_count(vi), 1);
+    assert_int_equal(ret_vindex_applied_seq(vi), 3);
+    ret_vindex_free(vi);
+}
+
+static void test_corrupt_snapshots(void **state)
+{
+    (void)state;
+    for (int d = 0; d < NDAMAGE; d++) {
+        char name[64];
+        snprintf(name, sizeof name, "corrupt_%s", damage_name[d]);
+        const char *dir = subdir(name);
+        make_snapshot(dir, DIM);
+        apply_damage(dir, (damage)d);
+        expect_rebuilt_empty(dir, DIM);
+    }
+}
+
+static void test_wrong_dim(void **state)
+{
+    (void)state;
+    const char *dir = subdir("wrongdim");
+    make_snapshot(dir, DIM);
+    ret_vindex *vi = open_ok(dir, 32, 1);
+    assert_int_equal(ret_vindex_count(vi), 0);
+    ret_vindex_free(vi);
+    /* the original snapshot was not touched by opening with another dim */
+    vi = open_ok(dir, DIM, 0);
+    assert_int_equal(ret_vindex_count(vi), 50);
+    assert_int_equal(ret_vindex_applied_seq(vi), 99);
+    ret_vindex_free(vi);
+}
+
+/* Rewrite dir/index.zkv with the given payload and a header whose length and
+ * checksum are correct, so only FAISS itself can reject it. */
+static void forge_snapshot(const char *dir, const unsigned char *payload, size_t len)
+{
+    char path[512], hex[65];
+    unsigned char hdr[64];
+    snprintf(path, sizeof path, "%s/index.zkv", dir);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(hdr, 1, 64, f), 64);
+    fclose(f);
+    for (int i = 0; i < 8; i++) hdr[24 + i] = (unsigned char)((uint64_t)len >> (8 * i));
+    unsigned char *buf = malloc(32 + len);
+    memcpy(buf, hdr, 32);
+    memcpy(buf + 32, payload, len);
+    zk_sha256_hex(buf, 32 + len, hex);
+    for (int i = 0; i < 32; i++) {
+        unsigned int byte;
+        sscanf(hex + 2 * i, "%2x", &byte);
+        hdr[32 + i] = (unsigned char)byte;
+    }
+    free(buf);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(hdr, 1, 64, f), 64);
+    assert_int_equal(fwrite(payload, 1, len, f), len);
+    fclose(f);
+}
+
+static void test_forged_payload(void **state)
+{
+    (void)state;
+    const char *dir = subdir("forged");
+    char path[512];
+    snprintf(path, sizeof path, "%s/index.zkv", dir);
+    make_snapshot(dir, DIM);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f) - 64;
+    unsigned char *payload = malloc(len + 1);
+    fseek(f, 64, SEEK_SET);
+    assert_int_equal(fread(payload, 1, len, f), len);
+    fclose(f);
+
+    /* the forger itself is right: the untouched payload still loads */
+    forge_snapshot(dir, payload, len);
+    ret_vindex *vi = open_ok(dir, DIM, 0);
+    assert_int_equal(ret_vindex_count(vi), 50);
+    ret_vindex_free(vi);
+
+    /* a valid FAISS payload followed by junk */
+    payload[len] = 0x42;
+    forge_snapshot(dir, payload, len + 1);
+    expect_rebuilt_empty(dir, DIM);
+
+    /* FAISS cannot parse the payload: its exception must become an error.
+     * (A FAISS payload cut short is not tested here: faiss::read_index in
+     * 1.7.3 leaks the half-built index when it throws mid-read, which
+     * LeakSanitizer reports. The checksum keeps such bytes from reaching
+     * FAISS in practice.) */
+    for (size_t i = 0; i < len; i++) payload[i] = (unsigned char)(rnd() * 256);
+    forge_snapshot(dir, payload, len);
+    expect_rebuilt_empty(dir, DIM);
+    free(payload);
+}
+
+static void test_bad_open_args(void **state)
+{
+    (void)state;
+    ret_vindex *vi = NULL;
+    int rebuilt = 0;
+    assert_int_equal(ret_vindex_open(subdir("bad"), 0, &vi, &rebuilt, errbuf), ZK_INVALID);
+    assert_null(vi);
+    assert_int_equal(ret_vindex_open("", DIM, &vi, &rebuilt, errbuf), ZK_INVALID);
+    /* a regular file where the directory should be */
+    char path[512];
+    snprintf(path, sizeof path, "%s/afile", tmproot);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(ret_vindex_open(path, DIM, &vi, &rebuilt, errbuf), ZK_IO);
+    assert_null(vi);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_empty_index),
+        cmocka_unit_test(test_exact_search),
+        cmocka_unit_test(test_k_larger_than_index),
+        cmocka_unit_test(test_replace),
+        cmocka_unit_test(test_remove_and_reset),
+        cmocka_unit_test(test_ids_sorted),
+        cmocka_unit_test(test_save_reopen),
+        cmocka_unit_test(test_corrupt_snapshots),
+        cmocka_unit_test(test_wrong_dim),
+        cmocka_unit_test(test_forged_payload),
+        cmocka_unit_test(test_bad_open_args),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
