@@ -27,7 +27,7 @@ static const char REPL[3] = {(char)0xEF, (char)0xBF, (char)0xBD};  /* U+FFFD */
 static const char *sniff_utf16(const unsigned char *p, size_t len)
 {
     size_t n = ZK_MIN(len, (size_t)8192) & ~(size_t)1;
-    if (n < 4) return NULL;
+    if (n < 8) return NULL;
     size_t z_even = 0, z_odd = 0, pairs = n / 2;
     for (size_t i = 0; i < n; i += 2) {
         z_even += p[i] == 0;
@@ -36,6 +36,17 @@ static const char *sniff_utf16(const unsigned char *p, size_t len)
     if (z_odd * 10 >= pairs * 3 && z_even * 20 <= pairs) return "UTF-16LE";
     if (z_even * 10 >= pairs * 3 && z_odd * 20 <= pairs) return "UTF-16BE";
     return NULL;
+}
+
+/* 1 when p[0..len) is the start of a multi-byte character cut off by the
+ * end of the data. */
+static int truncated_tail(const unsigned char *p, size_t len)
+{
+    size_t want = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
+    if (!want || p[0] > 0xF4 || len >= want) return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((p[k] & 0xC0) != 0x80) return 0;
+    return 1;
 }
 
 /* Counts well-formed multi-byte UTF-8 sequences and stray bytes. */
@@ -49,12 +60,7 @@ static void utf8_stats(const unsigned char *p, size_t len, size_t *out_mb, size_
         if (n > 1) { mb++; i += n; continue; }
         /* a sequence cut off by the end of the data is truncation, not a
          * sign of another encoding */
-        size_t want = p[i] >= 0xF0 ? 4 : p[i] >= 0xE0 ? 3 : p[i] >= 0xC2 ? 2 : 0;
-        if (want && p[i] <= 0xF4 && len - i < want) {
-            size_t k = i + 1;
-            while (k < len && (p[k] & 0xC0) == 0x80) k++;
-            if (k == len) break;
-        }
+        if (truncated_tail(p + i, len - i)) break;
         bad++;
         i++;
     }
@@ -130,6 +136,7 @@ static zk_rc repair_utf8(const unsigned char *p, size_t len, zk_buf *b)
         if (n == 1) {
             if ((rc = buf_append(b, p + run, i - run)) != ZK_OK) return rc;
             if ((rc = buf_append(b, REPL, 3)) != ZK_OK) return rc;
+            if (truncated_tail(p + i, len - i)) return ZK_OK;
             run = i + 1;
         }
         i += n;

@@ -58,6 +58,7 @@ static int is_clause(uint32_t c)
 static uint32_t decode_at(const char *t, size_t len, size_t b, size_t *out_n)
 {
     uint32_t cp;
+    if ((unsigned char)t[b] < 0x80) { *out_n = 1; return (unsigned char)t[b]; }
     *out_n = utf8_decode((const unsigned char *)t + b, len - b, &cp);
     return cp;
 }
@@ -123,10 +124,14 @@ static zk_rc build_units(const char *t, size_t len, unit **out_v, size_t *out_n,
             cp++;
             continue;
         }
-        if (open && newlines >= 2) {
-            cur.b1 = last_b; cur.c1 = last_c; cur.para = 1;
-            if (push_unit(&v, &n, &cap, &cur)) goto nomem;
-            open = 0;
+        if (newlines >= 2) {   /* a blank line ends the paragraph */
+            if (open) {
+                cur.b1 = last_b; cur.c1 = last_c; cur.para = 1;
+                if (push_unit(&v, &n, &cap, &cur)) goto nomem;
+                open = 0;
+            } else if (n > 0) {
+                v[n - 1].para = 1;
+            }
         }
         newlines = 0;
         if (!open) { cur.b0 = i; cur.c0 = cp; open = 1; }
@@ -212,7 +217,8 @@ static pos_t advance(const char *t, size_t limit, pos_t p, size_t k)
 {
     while (k-- > 0 && p.b < limit) {
         uint32_t cp;
-        p.b += utf8_decode((const unsigned char *)t + p.b, limit - p.b, &cp);
+        if ((unsigned char)t[p.b] < 0x80) p.b++;
+        else p.b += utf8_decode((const unsigned char *)t + p.b, limit - p.b, &cp);
         p.c++;
     }
     return p;

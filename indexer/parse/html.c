@@ -339,9 +339,10 @@ zk_rc idx__parse_html(const char *name, const char *utf8, size_t len, idx_parsed
     buf_init(&st.head, 0);
 
     /* The text is UTF-8 already: IGNORE_ENC stops <meta charset=gbk> from
-     * re-decoding it. */
+     * re-decoding it. HUGE lifts libxml2's depth (256) and text-node limits:
+     * input size is capped upstream and our walk is iterative. */
     int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-               HTML_PARSE_NONET | HTML_PARSE_NOBLANKS | HTML_PARSE_IGNORE_ENC;
+               HTML_PARSE_NONET | HTML_PARSE_NOBLANKS | HTML_PARSE_IGNORE_ENC | XML_PARSE_HUGE;
     htmlDocPtr hd = htmlReadMemory(utf8, (int)len, NULL, "UTF-8", opts);
     if (!hd) {
         /* an empty or tag-free document: nothing to keep */

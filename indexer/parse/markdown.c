@@ -128,6 +128,8 @@ static int enter_block(MD_BLOCKTYPE type, void *detail, void *ud)
         buf_reset(&st->head);
         break;
     case MD_BLOCK_LI: brk(st, BRK_LINE); break;
+    case MD_BLOCK_THEAD:
+    case MD_BLOCK_TBODY: brk(st, BRK_LINE); break;
     case MD_BLOCK_TR: brk(st, BRK_LINE); st->cell = 0; break;
     case MD_BLOCK_TH:
     case MD_BLOCK_TD:
@@ -145,6 +147,8 @@ static int leave_block(MD_BLOCKTYPE type, void *detail, void *ud)
     switch (type) {
     case MD_BLOCK_H: end_heading(st, (int)((MD_BLOCK_H_DETAIL *)detail)->level); break;
     case MD_BLOCK_LI: brk(st, BRK_LINE); break;
+    case MD_BLOCK_THEAD:
+    case MD_BLOCK_TBODY:
     case MD_BLOCK_TR: brk(st, BRK_LINE); break;
     case MD_BLOCK_TH:
     case MD_BLOCK_TD:

@@ -162,8 +162,8 @@ static void test_invalid_bytes(void **state)
     const char *t = "世界\xE7\x95";
     expect(t, strlen(t), "世界\xEF\xBF\xBD", "UTF-8");
     /* NULs are stripped */
-    const char z[] = "a\0b\0c";
-    expect(z, sizeof z - 1, "abc", "UTF-8");
+    const char z[] = "hello\0 world\0! \xE4\xB8\xAD\0";
+    expect(z, sizeof z - 1, "hello world! \xE4\xB8\xAD", "UTF-8");
 }
 
 static void test_too_big(void **state)
