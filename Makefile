@@ -18,9 +18,12 @@ BUILD := build/san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
+# pkg-config flags are computed once the Debian packages are there: the
+# generated $(BUILD)/pkg.mk depends on the deps stamp, and make re-reads it.
 PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
+-include $(BUILD)/pkg.mk
+endif
 
 OPT     ?= -O2 -g
 WERROR  ?=
@@ -73,6 +76,11 @@ $(BUILD)/.deps-ok: Makefile tools/deps.sh
 	@mkdir -p $(BUILD)
 	@tools/deps.sh --check $(DEB_PKGS) || tools/deps.sh $(DEB_PKGS)
 	@touch $@
+
+$(BUILD)/pkg.mk: $(BUILD)/.deps-ok
+	@echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))" > $@.tmp
+	@echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))" >> $@.tmp
+	@mv $@.tmp $@
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CXX) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)

@@ -182,8 +182,12 @@ int main(int argc, char **argv)
     if (!c.data_dir) c.data_dir = zk_config_get(c.cfg, "store", "data_dir");
 
     code = -1;
-    for (size_t i = 0; i < ZK_ARRAY_LEN(verbs); i++)
-        if (!strcmp(argv[1], verbs[i].name)) code = verbs[i].fn(&c, argc - 1, argv + 1);
+    for (size_t i = 0; i < ZK_ARRAY_LEN(verbs); i++) {
+        if (!strcmp(argv[1], verbs[i].name)) {   /* verbs reorder argv: stop here */
+            code = verbs[i].fn(&c, argc - 1, argv + 1);
+            break;
+        }
+    }
     if (code < 0) {
         fprintf(stderr, "zhiku: unknown verb '%s'\n\n", argv[1]);
         usage(stderr);

@@ -275,7 +275,11 @@ static zk_rc walk(idx_ingester *ing, const char *root, const char *dir, int dept
         if (S_ISLNK(st.st_mode)) {
             char real[PATH_MAX];
             size_t rl = strlen(root);
-            if (!realpath(path, real) || strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) {
+            if (!realpath(path, real)) {
+                report(ing, path, IDX_SKIPPED, 0, "dangling symlink");
+                continue;
+            }
+            if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) {
                 report(ing, path, IDX_SKIPPED, 0, "symlink leads outside the folder");
                 continue;
             }
@@ -283,6 +287,11 @@ static zk_rc walk(idx_ingester *ing, const char *root, const char *dir, int dept
                 report(ing, path, IDX_SKIPPED, 0, "symlink to a folder not followed");
                 continue;
             }
+            /* a link to a file inside the folder: index the target, under
+             * its own path, so a file reached twice is stored once */
+            if (S_ISREG(st.st_mode)) rc = ingest_file(ing, real, 0, err);
+            else report(ing, path, IDX_SKIPPED, 0, "not a regular file (fifo, socket or device)");
+            continue;
         }
         if (S_ISDIR(st.st_mode)) rc = walk(ing, root, path, depth + 1, err);
         else if (S_ISREG(st.st_mode)) rc = ingest_file(ing, path, 0, err);
@@ -322,7 +331,7 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     idx_parsed *doc = NULL;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!o || !json_is_object(o)) {
-        snprintf(derr, sizeof derr, "%.300s: invalid JSON: %.150s", where, o ? "not an object" : jerr.text);
+        snprintf(derr, sizeof derr, "invalid JSON: %.150s", o ? "not an object" : jerr.text);
         report(ing, where, IDX_FAILED, 0, derr);
         json_decref(o);
         return ZK_OK;
@@ -339,12 +348,12 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
         id = idbuf;
     }
     if (!id || !*id || !text) {
-        snprintf(derr, sizeof derr, "%.400s: needs \"id\" (or \"_id\") and \"text\" strings", where);
+        snprintf(derr, sizeof derr, "needs \"id\" (or \"_id\") and \"text\" strings");
         report(ing, where, IDX_FAILED, 0, derr);
         goto out;
     }
     if (jmeta && !json_is_object(jmeta)) {
-        snprintf(derr, sizeof derr, "%.400s: \"metadata\" must be an object", where);
+        snprintf(derr, sizeof derr, "\"metadata\" must be an object");
         report(ing, id, IDX_FAILED, 0, derr);
         goto out;
     }

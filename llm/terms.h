@@ -37,6 +37,10 @@ int llm__is_stopword(const uint32_t *cp, size_t n);
 /* Length (1..3) of a Chinese question/stop phrase starting at cp[0], or 0. */
 size_t llm__cjk_stop_len(const uint32_t *cp, size_t n);
 
+/* 1 for a Chinese function character (的 了 是 在 和 …, question words'
+ * characters) that carries little topic; the embedder down-weights them. */
+int llm__cjk_is_stopchar(uint32_t cp);
+
 /* 64-bit hash of a code-point sequence (FNV-1a, then a murmur finaliser). */
 uint64_t llm__hash_cps(uint64_t seed, const uint32_t *cp, size_t n);
 uint64_t llm__mix64(uint64_t h);

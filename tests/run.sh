@@ -68,6 +68,7 @@ if [ "$WHICH" = all ] || [ "$WHICH" = unit ]; then
 fi
 if [ "$WHICH" = all ] || [ "$WHICH" = integration ]; then
     for t in "$ROOT"/tests/integration/*.sh; do
+        [ "$(basename "$t")" = lib.sh ] && continue   # shared helpers, not a test
         [ -f "$t" ] && run_integration "$t"
     done
 fi

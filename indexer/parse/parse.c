@@ -136,7 +136,9 @@ static int looks_binary(const unsigned char *p, size_t len)
             ctl++;
     }
     if (n == 0) return 0;
-    return nul * 100 > n || (nul + ctl) * 10 > n;
+    /* text has (almost) no NULs or C0 controls; random bytes have ~0.4% NULs
+     * and ~10% controls */
+    return nul * 1000 > n || (nul + ctl) * 20 > n;
 }
 
 /* UTF-16/32 (BOM or NUL pattern): the NULs are text, not binary. */

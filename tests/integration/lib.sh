@@ -20,24 +20,31 @@ TEST_NAME=$(basename "$0" .sh)
 NCHECKS=0
 
 skip() { echo "$*"; exit 77; }
-fail() { echo "FAIL [$TEST_NAME]: $*" >&2; echo "FAIL [$TEST_NAME]: $*"; exit 1; }
+fail() { echo "FAIL [$TEST_NAME]: $*"; exit 1; }
 note() { echo "-- $*"; }
 ok()   { NCHECKS=$((NCHECKS + 1)); echo "ok   $*"; }
 
 need() { command -v "$1" >/dev/null 2>&1 || skip "needs $1"; }
 
-# zk_run ARGS... — run zhiku; sets OUT, ERR, RC (never exits on failure).
+# Every zhiku call is killed after ZK_TIMEOUT seconds (a hang is a failure).
+ZK_TIMEOUT=${ZK_TIMEOUT:-120}
+ZK_WRAP=()
+command -v timeout >/dev/null 2>&1 && ZK_WRAP=(timeout -s KILL "$ZK_TIMEOUT")
+
+# zk_run ARGS... — run zhiku; sets OUT, ERR, RC (never exits on failure,
+# except when zhiku dies from a signal or hangs).
 zk_run() {
     local o e
     o=$(mktemp) e=$(mktemp)
     set +e
-    "$ZHIKU_BIN" "$@" >"$o" 2>"$e"
+    "${ZK_WRAP[@]}" "$ZHIKU_BIN" "$@" >"$o" 2>"$e"
     RC=$?
     set -e
     OUT=$(cat "$o") ERR=$(cat "$e")
     rm -f "$o" "$e"
     if [ "$RC" -ge 128 ]; then
-        echo "zhiku $* died with signal $((RC - 128)); stderr:"; echo "$ERR" | tail -30
+        echo "zhiku $* died with signal $((RC - 128)) (9 = killed after ${ZK_TIMEOUT}s: hang?); stderr:"
+        echo "$ERR" | tail -30
         fail "zhiku $* crashed (exit $RC)"
     fi
 }

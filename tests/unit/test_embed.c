@@ -61,7 +61,7 @@ static void test_new_and_props(void **state)
     assert_int_equal(llm_embedder_builtin_new(0, &e, err), ZK_INVALID);
     assert_int_equal(llm_embedder_builtin_new(-5, &e, err), ZK_INVALID);
     e = mk(256);
-    assert_string_equal(llm_embedder_model(e), "builtin-hash-v1");
+    assert_string_equal(llm_embedder_model(e), "builtin-hash-v2");
     assert_int_equal(llm_embedder_dim(e), 256);
     llm_embedder_free(e);
     llm_embedder_free(NULL);
