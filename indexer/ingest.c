@@ -354,7 +354,7 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     }
     if (jmeta && !json_is_object(jmeta)) {
         snprintf(derr, sizeof derr, "\"metadata\" must be an object");
-        report(ing, id, IDX_FAILED, 0, derr);
+        report(ing, where, IDX_FAILED, 0, derr);
         goto out;
     }
     char sha[65];
@@ -382,7 +382,7 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     size_t nchunks = 0;
     rc = write_doc(ing, &din, doc, &st, &nchunks, derr);
     if (rc != ZK_OK) {
-        report(ing, id, IDX_FAILED, 0, derr);
+        report(ing, where, IDX_FAILED, 0, derr);
         rc = fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
         goto out;
     }

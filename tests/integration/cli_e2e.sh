@@ -257,7 +257,7 @@ assert_eq "$(json_num "$OUT" documents)" 7 "stats documents"
 nchunks=$(sql "$DB" "SELECT count(*) FROM chunks")
 assert_eq "$(json_num "$OUT" chunks)" "$nchunks" "stats chunks = chunks table"
 assert_eq "$(json_num "$OUT" vectors)" "$nchunks" "stats vectors = chunks"
-assert_eq "$(json_num "$OUT" embedding_dim)" 256 "stats embedding_dim"
+assert_eq "$(json_num "$OUT" embedding_dim)" "$("$ZHIKU_BIN" config | sed -n "s/^dimensions = \([0-9]*\).*/\1/p")" "stats embedding_dim = configured dimensions"
 zk --data-dir "$D" check
 assert_eq "$(printf '%s\n' "$OUT" | tail -1)" ok "check ok"
 assert_eq "$(sqlite3 "$DB" 'PRAGMA integrity_check')" ok "sqlite integrity_check"

@@ -29,7 +29,7 @@ static void test_defaults_without_file(void **state)
     zk_config *c = NULL;
     char err[ZK_ERRLEN];
     assert_int_equal(zk_config_load("/nonexistent/zhiku.conf", 0, &c, err), ZK_OK);
-    assert_int_equal(zk_config_int(c, "chunk", "size"), 500);
+    assert_int_equal(zk_config_int(c, "chunk", "size"), 700);
     assert_string_equal(zk_config_get(c, "embedding", "provider"), "builtin");
     assert_null(zk_config_get(c, "nosuch", "key"));
     zk_config_free(c);
@@ -76,7 +76,7 @@ static void test_env_override_and_expansion(void **state)
     assert_int_equal(zk_config_load(path, 1, &c, err), ZK_OK);
     assert_string_equal(zk_config_get(c, "embedding", "provider"), "ab");
     unsetenv("ZHIKU_CHUNK_SIZE");
-    assert_int_equal(zk_config_int(c, "chunk", "size"), 500);
+    assert_int_equal(zk_config_int(c, "chunk", "size"), 700);
     zk_config_free(c);
     unlink(path);
 }
@@ -115,7 +115,7 @@ static void test_dump_masks_nothing_secret_by_default(void **state)
     zk_config_dump(NULL, f);
     fclose(f);
     assert_non_null(strstr(buf, "[chunk]"));
-    assert_non_null(strstr(buf, "size = 500"));
+    assert_non_null(strstr(buf, "size = 700"));
     free(buf);
 }
 
