@@ -49,10 +49,11 @@ COMMON_SRC    := $(wildcard common/*.c)
 RETRIEVAL_SRC := $(wildcard retrieval/*.c)
 INDEXER_SRC   := $(wildcard indexer/*.c indexer/parse/*.c)
 LLM_SRC       := $(wildcard llm/*.c)
+SERVER_SRC    := $(wildcard server/*.c)
 CLI_SRC       := $(wildcard cli/*.c)
 SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
 
-LIB_SRC := $(COMMON_SRC) $(RETRIEVAL_SRC) $(INDEXER_SRC) $(LLM_SRC)
+LIB_SRC := $(COMMON_SRC) $(RETRIEVAL_SRC) $(INDEXER_SRC) $(LLM_SRC) $(SERVER_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema_sql.o \
            $(FAISS_SHIM:%.cpp=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

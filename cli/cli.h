@@ -28,6 +28,10 @@ zk_rc cli_open(cli_ctx *c);
 int cli_fail(cli_ctx *c, zk_rc rc);
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The caller for --as USER (NULL = the local administrator). Exit code
+ * on failure (error printed), 0 on success. */
+int cli_caller(cli_ctx *c, const char *as_user, ret_caller *out);
+
 /* Resolve --kb NAME (NULL = default) to an id. */
 zk_rc cli_kb(cli_ctx *c, const char *name, int64_t *out_kb);
 
@@ -44,15 +48,27 @@ int cmd_docs(cli_ctx *c, int argc, char **argv);
 int cmd_stats(cli_ctx *c, int argc, char **argv);
 int cmd_check(cli_ctx *c, int argc, char **argv);
 int cmd_config(cli_ctx *c, int argc, char **argv);
+int cmd_user(cli_ctx *c, int argc, char **argv);    /* cli/cmd_users.c */
+int cmd_group(cli_ctx *c, int argc, char **argv);
+int cmd_kb(cli_ctx *c, int argc, char **argv);
+int cmd_token(cli_ctx *c, int argc, char **argv);   /* cli/cmd_tokens.c */
+int cmd_audit(cli_ctx *c, int argc, char **argv);
+int cmd_acl(cli_ctx *c, int argc, char **argv);     /* cli/cmd_acl.c */
 
 /* Tiny option parser shared by the verbs: recognises --name VALUE,
  * --name=VALUE and boolean --flag. Non-options are collected in order. */
 typedef struct {
     const char *name;
     int takes_value;
-    const char **value;   /* for options with a value */
+    const char **value;   /* for options with a value; an array when count != NULL */
     int *flag;            /* for boolean flags */
+    int *count;           /* repeatable option: values go to value[*count], up to max */
+    int max;
 } cli_opt;
+
+#define OPT_VAL(n, p) {.name = (n), .takes_value = 1, .value = (p)}
+#define OPT_FLAG(n, p) {.name = (n), .flag = (p)}
+#define OPT_MULTI(n, arr, cnt, mx) {.name = (n), .takes_value = 1, .value = (arr), .count = (cnt), .max = (mx)}
 
 /* Returns 0 on success, -1 on a usage error (already printed); positional
  * arguments are compacted into argv[0..*out_npos). --help sets *help. */

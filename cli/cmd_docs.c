@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "retrieval/acl.h"
 
 static const char *col(sqlite3_stmt *st, int i)
 {
@@ -11,17 +12,18 @@ static const char *col(sqlite3_stmt *st, int i)
     return v ? v : "";
 }
 
-static int docs_list(cli_ctx *c, int64_t kb, int json, int failed_only)
+static int docs_list(cli_ctx *c, const ret_caller *who, int64_t kb, int json, int failed_only)
 {
     sqlite3_stmt *st = NULL;
     sqlite3 *db = ret_store_db(c->store);
     const char *sql = "SELECT id, ext_id, title, format, nchunks, bytes, status, error, version, "
-                      "datetime(updated_at, 'unixepoch') FROM documents WHERE kb_id = ? "
-                      "AND (?2 = 0 OR status = 'failed') ORDER BY id";
+                      "datetime(updated_at, 'unixepoch') FROM documents d WHERE kb_id = :kb "
+                      "AND (:failed = 0 OR status = 'failed') AND" RET_ACL_PREDICATE "ORDER BY id";
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return fprintf(stderr, "zhiku: %s\n", sqlite3_errmsg(db)), 1;
-    sqlite3_bind_int64(st, 1, kb);
-    sqlite3_bind_int(st, 2, failed_only);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), kb);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":failed"), failed_only);
+    ret__acl_bind(st, who);
     json_t *arr = json ? json_array() : NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
         if (json) {
@@ -51,10 +53,13 @@ static int docs_list(cli_ctx *c, int64_t kb, int json, int failed_only)
     return 0;
 }
 
-static int docs_show(cli_ctx *c, int64_t kb, const char *ref, int json)
+static int docs_show(cli_ctx *c, const ret_caller *who, int64_t kb, const char *ref, int json)
 {
     int64_t id;
+    int readable = 0;
     zk_rc rc = ret_doc_find(c->store, kb, ref, &id, c->err);
+    if (rc == ZK_OK && (rc = ret_acl_can_read(c->store, who, id, &readable, c->err)) == ZK_OK && !readable)
+        rc = zk_fail(c->err, ZK_NOTFOUND, "no document '%s'", ref);   /* same answer as absent */
     if (rc != ZK_OK) return cli_fail(c, rc);
     sqlite3 *db = ret_store_db(c->store);
     sqlite3_stmt *st = NULL, *cs = NULL;
@@ -123,13 +128,14 @@ static int docs_show(cli_ctx *c, int64_t kb, const char *ref, int json)
 
 int cmd_docs(cli_ctx *c, int argc, char **argv)
 {
-    const char *kb_name = NULL;
+    const char *kb_name = NULL, *as_user = NULL;
     int json = 0, failed = 0, help = 0, npos = 0;
-    cli_opt opts[] = {{"kb", 1, &kb_name, NULL}, {"json", 0, NULL, &json}, {"failed", 0, NULL, &failed}};
+    cli_opt opts[] = {OPT_VAL("kb", &kb_name), OPT_FLAG("json", &json), OPT_FLAG("failed", &failed),
+                      OPT_VAL("as", &as_user)};
     if (cli_parse("docs", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help || npos == 0) {
-        puts("usage: zhiku docs list [--failed] [--json] [--kb NAME]\n"
-             "       zhiku docs show DOC [--json]      (DOC: numeric id or external id)\n"
+        puts("usage: zhiku docs list [--failed] [--json] [--kb NAME] [--as USER]\n"
+             "       zhiku docs show DOC [--json] [--as USER]   (DOC: numeric id or external id)\n"
              "       zhiku docs rm DOC...\n\n"
              "List, inspect or remove documents. rm deletes the document's chunks, text\n"
              "index entries and vectors in one transaction.");
@@ -138,11 +144,17 @@ int cmd_docs(cli_ctx *c, int argc, char **argv)
     zk_rc rc;
     int64_t kb;
     if ((rc = cli_open(c)) != ZK_OK || (rc = cli_kb(c, kb_name, &kb)) != ZK_OK) return cli_fail(c, rc);
-    if (!strcmp(argv[0], "list")) return docs_list(c, kb, json, failed);
-    if (!strcmp(argv[0], "show")) {
-        if (npos != 2) return cli_usage_error("docs", "show takes one DOC");
-        return docs_show(c, kb, argv[1], json);
+    if (!strcmp(argv[0], "list") || !strcmp(argv[0], "show")) {
+        ret_caller who;
+        int code = cli_caller(c, as_user, &who);
+        if (code) return code;
+        if (!strcmp(argv[0], "list")) code = docs_list(c, &who, kb, json, failed);
+        else if (npos != 2) code = cli_usage_error("docs", "show takes one DOC");
+        else code = docs_show(c, &who, kb, argv[1], json);
+        ret_caller_free(&who);
+        return code;
     }
+    if (as_user) return cli_usage_error("docs", "--as applies to list and show");
     if (!strcmp(argv[0], "rm")) {
         if (npos < 2) return cli_usage_error("docs", "rm needs at least one DOC");
         int code = 0;
@@ -163,30 +175,35 @@ int cmd_docs(cli_ctx *c, int argc, char **argv)
 
 int cmd_stats(cli_ctx *c, int argc, char **argv)
 {
-    const char *kb_name = NULL;
+    const char *kb_name = NULL, *as_user = NULL;
     int json = 0, help = 0, npos = 0;
-    cli_opt opts[] = {{"kb", 1, &kb_name, NULL}, {"json", 0, NULL, &json}};
+    cli_opt opts[] = {OPT_VAL("kb", &kb_name), OPT_FLAG("json", &json), OPT_VAL("as", &as_user)};
     if (cli_parse("stats", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help) {
-        puts("usage: zhiku stats [--kb NAME] [--json]\n\nDocuments (by status), chunks, vectors, "
-             "bytes, the embedding model and the schema version.");
+        puts("usage: zhiku stats [--kb NAME] [--json] [--as USER]\n\nDocuments (by status), chunks, vectors, "
+             "bytes, the embedding model and the schema version\n(counting only what USER may read with --as).");
         return 0;
     }
     zk_rc rc;
     int64_t kb;
     if ((rc = cli_open(c)) != ZK_OK || (rc = cli_kb(c, kb_name, &kb)) != ZK_OK) return cli_fail(c, rc);
+    ret_caller who;
+    int code = cli_caller(c, as_user, &who);
+    if (code) return code;
     sqlite3 *db = ret_store_db(c->store);
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db,
-        "SELECT (SELECT count(*) FROM documents WHERE kb_id = ?1 AND status = 'indexed'),"
-        " (SELECT count(*) FROM documents WHERE kb_id = ?1 AND status = 'failed'),"
-        " (SELECT coalesce(sum(nchunks), 0) FROM documents WHERE kb_id = ?1),"
-        " (SELECT coalesce(sum(bytes), 0) FROM documents WHERE kb_id = ?1),"
-        " (SELECT count(*) FROM vectors v JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.id = c.doc_id"
-        "   WHERE d.kb_id = ?1),"
-        " (SELECT embed_model FROM kb WHERE id = ?1), (SELECT embed_dim FROM kb WHERE id = ?1),"
-        " (SELECT name FROM kb WHERE id = ?1)", -1, &st, NULL);
-    sqlite3_bind_int64(st, 1, kb);
+        "WITH v AS (SELECT * FROM documents d WHERE d.kb_id = :kb AND" RET_ACL_PREDICATE ")"
+        "SELECT (SELECT count(*) FROM v WHERE status = 'indexed'),"
+        " (SELECT count(*) FROM v WHERE status = 'failed'),"
+        " (SELECT coalesce(sum(nchunks), 0) FROM v),"
+        " (SELECT coalesce(sum(bytes), 0) FROM v),"
+        " (SELECT count(*) FROM vectors x JOIN chunks c ON c.id = x.chunk_id JOIN v ON v.id = c.doc_id),"
+        " (SELECT embed_model FROM kb WHERE id = :kb), (SELECT embed_dim FROM kb WHERE id = :kb),"
+        " (SELECT name FROM kb WHERE id = :kb)", -1, &st, NULL);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), kb);
+    ret__acl_bind(st, &who);
+    ret_caller_free(&who);
     if (sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
         return fprintf(stderr, "zhiku: %s\n", sqlite3_errmsg(db)), 1;

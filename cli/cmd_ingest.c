@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "indexer/ingest.h"
+#include "retrieval/acl.h"
 
 typedef struct {
     int tty, quiet;
@@ -83,18 +84,23 @@ static size_t count_lines(const char *path)
 
 int cmd_ingest(cli_ctx *c, int argc, char **argv)
 {
-    const char *jsonl = NULL, *kb_name = NULL;
+    const char *jsonl = NULL, *kb_name = NULL, *acl = NULL;
     int quiet = 0, help = 0, npos = 0;
     cli_opt opts[] = {
-        {"jsonl", 1, &jsonl, NULL},
-        {"kb", 1, &kb_name, NULL},
-        {"quiet", 0, NULL, &quiet},
-        {"q", 0, NULL, &quiet},
+        OPT_VAL("jsonl", &jsonl),
+        OPT_VAL("kb", &kb_name),
+        OPT_VAL("acl", &acl),
+        OPT_FLAG("quiet", &quiet),
+        OPT_FLAG("q", &quiet),
     };
     if (cli_parse("ingest", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help) {
-        puts("usage: zhiku ingest [--kb NAME] [--quiet] PATH...\n"
-             "       zhiku ingest [--kb NAME] --jsonl FILE   (FILE may be -)\n\n"
+        puts("usage: zhiku ingest [--kb NAME] [--acl PRINCIPALS] [--quiet] PATH...\n"
+             "       zhiku ingest [--kb NAME] [--acl PRINCIPALS] --jsonl FILE   (FILE may be -)\n\n"
+             "--acl group:hr,user:alice,everyone sets who may read the documents (also\n"
+             "re-applied to unchanged ones); without it new documents get [acl]\n"
+             "default_read (shipped: nobody but administrators) and existing ones keep\n"
+             "their grants. `zhiku acl` changes grants later without re-ingesting.\n"
              "Add files and folders (recursively; TXT, Markdown and HTML, in UTF-8,\n"
              "UTF-16 or GB18030/GBK) to the knowledge base. A file's id is its absolute\n"
              "path; re-ingesting an unchanged file does nothing, a changed file\n"
@@ -121,8 +127,21 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
         if (jsonl) p.total += strcmp(jsonl, "-") ? count_lines(jsonl) : 0;
         for (int i = 0; i < npos; i++) p.total += count_files(argv[i], 0);
     }
+    int64_t *acl_ids = NULL;
+    size_t nacl = 0;
+    o.acl_replace = acl != NULL;
+    if ((rc = ret_acl_parse_list(c->store, acl ? acl : zk_config_get(c->cfg, "acl", "default_read"), &acl_ids,
+                                 &nacl, c->err)) != ZK_OK) {
+        if (!acl) fprintf(stderr, "zhiku: in [acl] default_read:\n");
+        return cli_fail(c, rc);
+    }
+    o.acl = acl_ids;
+    o.nacl = nacl;
     idx_ingester *ing = NULL;
-    if ((rc = idx_ingester_new(c->store, c->emb, &o, &ing, c->err)) != ZK_OK) return cli_fail(c, rc);
+    if ((rc = idx_ingester_new(c->store, c->emb, &o, &ing, c->err)) != ZK_OK) {
+        zk_free(acl_ids);
+        return cli_fail(c, rc);
+    }
     if (jsonl) rc = idx_ingest_jsonl(ing, jsonl, c->err);
     for (int i = 0; rc == ZK_OK && i < npos; i++) rc = idx_ingest_path(ing, argv[i], c->err);
     if (rc == ZK_OK) rc = idx_ingester_finish(ing, c->err);
@@ -135,6 +154,7 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
             s->count[IDX_SKIPPED], s->chunks, (double)s->bytes / 1e6, secs);
     size_t failed = s->count[IDX_FAILED];
     idx_ingester_free(ing);
+    zk_free(acl_ids);
     if (rc != ZK_OK) return cli_fail(c, rc);
     return failed ? 1 : 0;
 }

@@ -7,6 +7,26 @@
 
 #include "buf.h"
 #include "cli/cli.h"
+#include "retrieval/audit.h"
+
+/* Record who asked what and which chunks they were shown. */
+static void audit(cli_ctx *c, const ret_caller *who, const char *action, int64_t kb, const char *query,
+                  const ret_audit_ref *refs, size_t n)
+{
+    char err[ZK_ERRLEN];
+    int days = (int)zk_config_int(c->cfg, "audit", "retention_days");
+    if (ret_audit_record(c->store, who->name, action, kb, query, refs, n, days, err) != ZK_OK)
+        fprintf(stderr, "zhiku: warning: audit log: %s\n", err);
+}
+
+static void audit_hits(cli_ctx *c, const ret_caller *who, const char *action, int64_t kb, const char *query,
+                       const ret_hit *hits, size_t n)
+{
+    ret_audit_ref refs[256];
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < 256; i++) refs[k++] = (ret_audit_ref){hits[i].doc_id, hits[i].chunk_id};
+    audit(c, who, action, kb, query, refs, k);
+}
 
 json_t *cli_hit_json(const ret_hit *h)
 {
@@ -111,6 +131,7 @@ static int batch(cli_ctx *c, const char *path, ret_search_opts *o, int top)
         }
         json_object_set_new(out, "hits", arr);
         cli_print_json(out);
+        audit_hits(c, o->caller, "search", o->kb, text, hits, n < 100 ? n : 100);
         ret_hits_free(hits, n);
         json_decref(q);
     }
@@ -120,9 +141,14 @@ static int batch(cli_ctx *c, const char *path, ret_search_opts *o, int top)
 }
 
 static int parse_common(cli_ctx *c, const char *verb, const char *mode, const char *top, const char *kb,
+                        const char *as_user, const char **filters, int nfilters, ret_caller *caller,
                         ret_search_opts *o)
 {
     ret_search_opts_init(o, c->cfg);
+    for (int i = 0; i < nfilters; i++) {
+        char *kv = (char *)filters[i];   /* argv storage: writable */
+        if (ret_search_add_filter(o, kv, c->err) != ZK_OK) return cli_usage_error(verb, "%s", c->err);
+    }
     if (mode && ret_mode_parse(mode, &o->mode) != ZK_OK)
         return cli_usage_error(verb, "--mode must be bm25, vector or hybrid, not '%s'", mode);
     if (top) {
@@ -134,21 +160,29 @@ static int parse_common(cli_ctx *c, const char *verb, const char *mode, const ch
     zk_rc rc = cli_open(c);
     if (rc == ZK_OK) rc = cli_kb(c, kb, &o->kb);
     if (rc != ZK_OK) return cli_fail(c, rc);
-    return 0;
+    int code = cli_caller(c, as_user, caller);
+    o->caller = caller;
+    return code;
 }
 
 int cmd_search(cli_ctx *c, int argc, char **argv)
 {
-    const char *top = NULL, *mode = NULL, *batch_file = NULL, *kb = NULL;
-    int json = 0, help = 0, npos = 0, code;
+    const char *top = NULL, *mode = NULL, *batch_file = NULL, *kb = NULL, *as_user = NULL;
+    const char *filters[RET_MAX_FILTERS];
+    int json = 0, help = 0, npos = 0, nfilters = 0, code;
     cli_opt opts[] = {
-        {"top", 1, &top, NULL}, {"mode", 1, &mode, NULL}, {"batch", 1, &batch_file, NULL},
-        {"kb", 1, &kb, NULL}, {"json", 0, NULL, &json},
+        OPT_VAL("top", &top), OPT_VAL("mode", &mode), OPT_VAL("batch", &batch_file),
+        OPT_VAL("kb", &kb), OPT_FLAG("json", &json), OPT_VAL("as", &as_user),
+        OPT_MULTI("filter", filters, &nfilters, RET_MAX_FILTERS),
     };
     if (cli_parse("search", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help) {
-        puts("usage: zhiku search [--top N] [--mode hybrid|bm25|vector] [--kb NAME] [--json] QUERY...\n"
+        puts("usage: zhiku search [--top N] [--mode hybrid|bm25|vector] [--kb NAME] [--json]\n"
+             "                    [--as USER] [--filter KEY=VALUE]... QUERY...\n"
              "       zhiku search --batch FILE.jsonl [--top N] [--mode M]\n\n"
+             "--as USER searches with that user's permissions (default: the local\n"
+             "administrator, who sees everything); --filter keeps documents whose\n"
+             "metadata KEY equals VALUE (repeatable; all must hold).\n"
              "Hybrid search: BM25 (FTS5, zhiku tokenizer) and vector k-NN (FAISS) fused by\n"
              "reciprocal rank fusion. --json prints {\"hits\": [HIT...]} where HIT is\n"
              "  {\"id\", \"source\", \"title\", \"heading\", \"chunk\", \"page\"?, \"snippet\",\n"
@@ -160,14 +194,28 @@ int cmd_search(cli_ctx *c, int argc, char **argv)
         return 0;
     }
     ret_search_opts o;
-    if ((code = parse_common(c, "search", mode, top, kb, &o)) != 0) return code;
-    if (batch_file) return batch(c, batch_file, &o, top ? o.top_k : 10);
-    if (npos == 0) return cli_usage_error("search", "missing QUERY");
+    ret_caller caller;
+    memset(&caller, 0, sizeof caller);
+    if ((code = parse_common(c, "search", mode, top, kb, as_user, filters, nfilters, &caller, &o)) != 0) {
+        ret_caller_free(&caller);
+        return code;
+    }
+    if (batch_file) {
+        code = batch(c, batch_file, &o, top ? o.top_k : 10);
+        ret_caller_free(&caller);
+        return code;
+    }
+    if (npos == 0) {
+        ret_caller_free(&caller);
+        return cli_usage_error("search", "missing QUERY");
+    }
     char *query = join_args(npos, argv);
     ret_hit *hits = NULL;
     size_t n = 0;
     zk_rc rc = ret_search(c->store, c->emb, query, &o, &hits, &n, c->err);
+    if (rc == ZK_OK) audit_hits(c, &caller, "search", o.kb, query, hits, n);
     zk_free(query);
+    ret_caller_free(&caller);
     if (rc != ZK_OK) return cli_fail(c, rc);
     if (json) {
         json_t *out = json_object(), *arr = json_array();
@@ -189,12 +237,17 @@ int cmd_search(cli_ctx *c, int argc, char **argv)
 
 int cmd_ask(cli_ctx *c, int argc, char **argv)
 {
-    const char *mode = NULL, *kb = NULL;
-    int json = 0, help = 0, npos = 0, code;
-    cli_opt opts[] = {{"mode", 1, &mode, NULL}, {"kb", 1, &kb, NULL}, {"json", 0, NULL, &json}};
+    const char *mode = NULL, *kb = NULL, *as_user = NULL;
+    const char *filters[RET_MAX_FILTERS];
+    int json = 0, help = 0, npos = 0, nfilters = 0, code;
+    cli_opt opts[] = {OPT_VAL("mode", &mode), OPT_VAL("kb", &kb), OPT_FLAG("json", &json), OPT_VAL("as", &as_user),
+                      OPT_MULTI("filter", filters, &nfilters, RET_MAX_FILTERS)};
     if (cli_parse("ask", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help) {
-        puts("usage: zhiku ask [--mode hybrid|bm25|vector] [--kb NAME] [--json] QUESTION...\n\n"
+        puts("usage: zhiku ask [--mode hybrid|bm25|vector] [--kb NAME] [--json] [--as USER]\n"
+             "                 [--filter KEY=VALUE]... QUESTION...\n\n"
+             "--as USER answers with that user's permissions (default: the local\n"
+             "administrator); only documents they may read are used and cited.\n"
              "Answer from the knowledge base with cited sources. With no LLM configured the\n"
              "extractive answerer picks the best supporting sentences, each followed by\n"
              "its citation [n]. When nothing relevant is found it says so.\n"
@@ -204,14 +257,30 @@ int cmd_ask(cli_ctx *c, int argc, char **argv)
         return 0;
     }
     ret_search_opts o;
-    if ((code = parse_common(c, "ask", mode, NULL, kb, &o)) != 0) return code;
-    if (npos == 0) return cli_usage_error("ask", "missing QUESTION");
+    ret_caller caller;
+    memset(&caller, 0, sizeof caller);
+    if ((code = parse_common(c, "ask", mode, NULL, kb, as_user, filters, nfilters, &caller, &o)) != 0) {
+        ret_caller_free(&caller);
+        return code;
+    }
+    if (npos == 0) {
+        ret_caller_free(&caller);
+        return cli_usage_error("ask", "missing QUESTION");
+    }
     char *q = join_args(npos, argv);
     llm_answer_opts ao;
     llm_answer_opts_init(&ao, c->cfg);
     llm_result r;
     zk_rc rc = llm_ask(c->store, c->emb, q, &o, &ao, &r, c->err);
+    if (rc == ZK_OK) {
+        ret_audit_ref refs[64];
+        size_t k = 0;
+        for (size_t i = 0; i < r.ncitations && k < 64; i++)
+            refs[k++] = (ret_audit_ref){r.citations[i].doc_id, r.citations[i].chunk_id};
+        audit(c, &caller, "ask", o.kb, q, refs, k);
+    }
     zk_free(q);
+    ret_caller_free(&caller);
     if (rc != ZK_OK) return cli_fail(c, rc);
     if (json) {
         cli_print_json(cli_answer_json(&r));

@@ -21,6 +21,12 @@ static const struct {
     {"docs", cmd_docs, "list, show or remove documents"},
     {"stats", cmd_stats, "counts and sizes of the knowledge base"},
     {"check", cmd_check, "verify the database and the vector index are consistent"},
+    {"acl", cmd_acl, "show, grant or revoke read access to documents"},
+    {"user", cmd_user, "add, list or remove users"},
+    {"group", cmd_group, "add or remove groups and their members"},
+    {"kb", cmd_kb, "create, list or remove knowledge bases"},
+    {"token", cmd_token, "create, list or revoke API tokens"},
+    {"audit", cmd_audit, "list or export the audit log of searches and answers"},
     {"config", cmd_config, "print the effective configuration (secrets masked)"},
 };
 
@@ -70,9 +76,16 @@ int cli_parse(const char *verb, int argc, char **argv, const cli_opt *opts, size
             if (strlen(opts[k].name) == nl && !strncmp(opts[k].name, name, nl)) o = &opts[k];
         if (!o) { cli_usage_error(verb, "unknown option %s", a); return -1; }
         if (o->takes_value) {
-            if (eq) *o->value = eq + 1;
-            else if (i + 1 < argc) *o->value = argv[++i];
+            const char *v;
+            if (eq) v = eq + 1;
+            else if (i + 1 < argc) v = argv[++i];
             else { cli_usage_error(verb, "option --%s needs a value", o->name); return -1; }
+            if (o->count) {
+                if (*o->count >= o->max) { cli_usage_error(verb, "at most %d --%s options", o->max, o->name); return -1; }
+                o->value[(*o->count)++] = v;
+            } else {
+                *o->value = v;
+            }
         } else {
             if (eq) { cli_usage_error(verb, "option --%s takes no value", o->name); return -1; }
             *o->flag = 1;
@@ -92,6 +105,16 @@ zk_rc cli_open(cli_ctx *c)
         return zk_fail(c->err, ZK_CONFIG, "[embedding] provider '%s' is not supported (use builtin)", prov);
     int dim = (int)zk_config_int(c->cfg, "embedding", "dimensions");
     return llm_embedder_builtin_new(dim, &c->emb, c->err);
+}
+
+int cli_caller(cli_ctx *c, const char *as_user, ret_caller *out)
+{
+    if (!as_user) {
+        ret_caller_admin(out);
+        return 0;
+    }
+    zk_rc rc = ret_caller_user(c->store, as_user, out, c->err);
+    return rc == ZK_OK ? 0 : cli_fail(c, rc);
 }
 
 zk_rc cli_kb(cli_ctx *c, const char *name, int64_t *out_kb)

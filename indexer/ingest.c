@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "indexer/parse/parse.h"
+#include "retrieval/acl.h"
 
 struct idx_ingester {
     ret_store *store;
@@ -146,6 +147,16 @@ out:
     return rc;
 }
 
+/* An explicit --acl also applies to documents that did not change. */
+static zk_rc regrant(idx_ingester *ing, const char *ext_id, char *err)
+{
+    int64_t doc_id;
+    if (!ing->opts.acl_replace) return ZK_OK;
+    zk_rc rc = ret_doc_find(ing->store, ing->opts.kb, ext_id, &doc_id, err);
+    if (rc != ZK_OK) return rc;
+    return ret_acl_set(ing->store, doc_id, ing->opts.acl, ing->opts.nacl, err);
+}
+
 /* Errors that stop the whole run rather than one document. */
 static int fatal(zk_rc rc) { return rc == ZK_DB || rc == ZK_MISMATCH || rc == ZK_NOMEM || rc == ZK_INDEX; }
 
@@ -161,6 +172,7 @@ zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source
     int same = 0;
     if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, ext_id, sha, &same, err)) != ZK_OK) return rc;
     if (same) {
+        if ((rc = regrant(ing, ext_id, err)) != ZK_OK) return rc;
         report(ing, ext_id, IDX_UNCHANGED, 0, NULL);
         return ZK_OK;
     }
@@ -170,7 +182,8 @@ zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source
         return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
     }
     ret_doc_in din = {.ext_id = ext_id, .source = source, .title = doc->title, .format = doc->format,
-                      .charset = doc->charset, .sha256 = sha, .bytes = (int64_t)len};
+                      .charset = doc->charset, .sha256 = sha, .bytes = (int64_t)len,
+                      .acl = ing->opts.acl, .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
     ret_put_status st = RET_PUT_INDEXED;
     size_t nchunks = 0;
     rc = write_doc(ing, &din, doc, &st, &nchunks, derr);
@@ -363,7 +376,7 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     int same = 0;
     if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, id, sha, &same, err)) != ZK_OK) goto out;
     if (same) {
-        report(ing, id, IDX_UNCHANGED, 0, NULL);
+        if ((rc = regrant(ing, id, err)) == ZK_OK) report(ing, id, IDX_UNCHANGED, 0, NULL);
         goto out;
     }
     if (jmeta) meta = json_dumps(jmeta, JSON_COMPACT | JSON_SORT_KEYS);
@@ -377,7 +390,8 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
         goto out;
     }
     ret_doc_in din = {.ext_id = id, .source = where, .title = doc->title, .format = "jsonl",
-                      .charset = "UTF-8", .sha256 = sha, .bytes = (int64_t)len, .metadata = meta};
+                      .charset = "UTF-8", .sha256 = sha, .bytes = (int64_t)len, .metadata = meta,
+                      .acl = ing->opts.acl, .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
     ret_put_status st;
     size_t nchunks = 0;
     rc = write_doc(ing, &din, doc, &st, &nchunks, derr);

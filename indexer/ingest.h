@@ -27,6 +27,12 @@ typedef struct {
     size_t max_file_bytes;
     int batch_docs;            /* documents per write transaction */
     int64_t kb;
+    /* read grants for the documents: new documents get acl[] (the caller
+     * passes [acl] default_read when no --acl was given); with acl_replace
+     * (an explicit --acl) existing and unchanged documents get them too */
+    const int64_t *acl;
+    size_t nacl;
+    int acl_replace;
     idx_report_cb report;      /* may be NULL */
     void *report_ctx;
 } idx_ingest_opts;

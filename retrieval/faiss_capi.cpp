@@ -5,10 +5,16 @@
 // upstream signatures and semantics: C++ exceptions become negative error
 // codes and the message is kept per thread for faiss_get_last_error().
 // The Makefile builds it only when no system libfaiss_c is installed.
+// It also implements the few newer upstream functions declared in
+// faiss_capi_ext.h (search-time filtering), with upstream 1.7.4+ semantics
+// on top of the 1.7.3 C++ library.
 
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <typeinfo>
+#include <vector>
 
 #include <faiss/Index.h>
 #include <faiss/IndexIDMap.h>
@@ -25,6 +31,7 @@ extern "C" {
 #include <faiss/c_api/index_factory_c.h>
 #include <faiss/c_api/index_io_c.h>
 }
+#include "retrieval/faiss_capi_ext.h"
 
 using faiss_cxx_idx_t = faiss::Index::idx_t;
 static_assert(sizeof(faiss_cxx_idx_t) == sizeof(idx_t), "FAISS id type is not 64-bit");
@@ -55,6 +62,51 @@ int guarded(F f)
         last_error = "Unknown error";
         return UNKNOWN_EXCEPT;
     }
+}
+
+// Applies a selector on external ids to an IDMap's internal row numbers,
+// like upstream's IDSelectorTranslated (1.7.4+); 1.7.3's IndexIDMap refuses
+// search parameters outright.
+struct SelectorTranslated : faiss::IDSelector {
+    const std::vector<faiss_cxx_idx_t> &id_map;
+    const faiss::IDSelector *sel;
+    SelectorTranslated(const std::vector<faiss_cxx_idx_t> &m, const faiss::IDSelector *s)
+        : id_map(m), sel(s) {}
+    bool is_member(faiss_cxx_idx_t id) const final { return sel->is_member(id_map[id]); }
+};
+
+// Searches an IndexIDMap(2) with params whose selector names external ids:
+// the inner index sees a translated selector (on a copy of the base
+// parameters, so the caller's object is never modified), then labels are
+// mapped back. Subclassed parameters (IVF, HNSW) are swapped in place and
+// restored, as upstream does.
+void idmap_search_with_params(const faiss::IndexIDMap *m, faiss_cxx_idx_t n, const float *x,
+                              faiss_cxx_idx_t k, const faiss::SearchParameters *params,
+                              float *distances, faiss_cxx_idx_t *labels)
+{
+    if (!params || !params->sel) {
+        m->index->search(n, x, k, distances, labels, params);
+    } else {
+        SelectorTranslated tsel(m->id_map, params->sel);
+        if (typeid(*params) == typeid(faiss::SearchParameters)) {
+            faiss::SearchParameters local;
+            local.sel = &tsel;
+            m->index->search(n, x, k, distances, labels, &local);
+        } else {
+            auto *p = const_cast<faiss::SearchParameters *>(params);
+            faiss::IDSelector *saved = p->sel;
+            p->sel = &tsel;
+            try {
+                m->index->search(n, x, k, distances, labels, p);
+            } catch (...) {
+                p->sel = saved;
+                throw;
+            }
+            p->sel = saved;
+        }
+    }
+    for (faiss_cxx_idx_t i = 0; i < n * k; i++)
+        labels[i] = labels[i] < 0 ? labels[i] : m->id_map[labels[i]];
 }
 
 } // namespace
@@ -114,6 +166,39 @@ int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x, idx_t k
     });
 }
 
+int faiss_Index_reconstruct(const FaissIndex *index, idx_t key, float *recons)
+{
+    return guarded([&] { cxx(index)->reconstruct(key, recons); });
+}
+
+int faiss_SearchParameters_new(FaissSearchParameters **p_sp, FaissIDSelector *sel)
+{
+    return guarded([&] {
+        auto *sp = new faiss::SearchParameters();
+        sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+        *p_sp = reinterpret_cast<FaissSearchParameters *>(sp);
+    });
+}
+
+void faiss_SearchParameters_free(FaissSearchParameters *obj)
+{
+    delete reinterpret_cast<faiss::SearchParameters *>(obj);
+}
+
+int faiss_Index_search_with_params(const FaissIndex *index, idx_t n, const float *x, idx_t k,
+                                   const FaissSearchParameters *params, float *distances,
+                                   idx_t *labels)
+{
+    return guarded([&] {
+        auto *p = reinterpret_cast<const faiss::SearchParameters *>(params);
+        auto *l = reinterpret_cast<faiss_cxx_idx_t *>(labels);
+        if (auto *m = dynamic_cast<const faiss::IndexIDMap *>(cxx(index)))
+            idmap_search_with_params(m, n, x, k, p, distances, l);
+        else
+            cxx(index)->search(n, x, k, distances, l, p);
+    });
+}
+
 int faiss_Index_reset(FaissIndex *index)
 {
     return guarded([&] { cxx(index)->reset(); });
@@ -133,6 +218,13 @@ int faiss_IDSelectorBatch_new(FaissIDSelectorBatch **p_sel, size_t n, const idx_
     return guarded([&] {
         *p_sel = reinterpret_cast<FaissIDSelectorBatch *>(
             new faiss::IDSelectorBatch(n, reinterpret_cast<const faiss_cxx_idx_t *>(indices)));
+    });
+}
+
+int faiss_IDSelectorBitmap_new(FaissIDSelectorBitmap **p_sel, size_t n, const uint8_t *bitmap)
+{
+    return guarded([&] {
+        *p_sel = reinterpret_cast<FaissIDSelectorBitmap *>(new faiss::IDSelectorBitmap(n, bitmap));
     });
 }
 

@@ -41,6 +41,44 @@ void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg)
     o->kb = 1;
 }
 
+zk_rc ret_search_add_filter(ret_search_opts *o, char *kv, char *err)
+{
+    char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return zk_fail(err, ZK_INVALID, "filter '%s' is not KEY=VALUE", kv);
+    if (o->nfilters >= RET_MAX_FILTERS) return zk_fail(err, ZK_INVALID, "at most %d filters", RET_MAX_FILTERS);
+    *eq = '\0';
+    for (const char *p = kv; *p; p++)
+        if (!(*p == '_' || *p == '-' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
+            return zk_fail(err, ZK_INVALID, "filter key '%s' may only hold letters, digits, '_', '-' and '.'", kv);
+    o->filter_key[o->nfilters] = kv;
+    o->filter_value[o->nfilters] = eq + 1;
+    o->nfilters++;
+    return ZK_OK;
+}
+
+/* " AND <acl> AND json_extract(d.metadata, :fkN) = :fvN ..." for a query
+ * with documents aliased d. */
+static void doc_filter_sql(zk_buf *sql, const ret_search_opts *o)
+{
+    buf_puts(sql, " AND" RET_ACL_PREDICATE);
+    for (int i = 0; i < o->nfilters; i++)
+        buf_printf(sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i);
+}
+
+static void doc_filter_bind(sqlite3_stmt *st, const ret_search_opts *o)
+{
+    char name[16], path[160];
+    ret__acl_bind(st, o->caller);
+    for (int i = 0; i < o->nfilters; i++) {
+        snprintf(name, sizeof name, ":fk%d", i);
+        snprintf(path, sizeof path, "$.\"%s\"", o->filter_key[i]);
+        sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), path, -1, SQLITE_TRANSIENT);
+        snprintf(name, sizeof name, ":fv%d", i);
+        sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, name), o->filter_value[i], -1, SQLITE_STATIC);
+    }
+}
+
 /* ---- query construction ---------------------------------------------------- */
 
 typedef struct {
@@ -123,18 +161,24 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     if (!*match) { zk_free(match); return ZK_OK; }
     sqlite3 *db = ret_store_db(s);
     sqlite3_stmt *st = NULL;
-    const char *sql =
-        "SELECT f.rowid, bm25(chunks_fts, 1.0, ?2) AS r FROM chunks_fts f "
-        "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
-        "WHERE chunks_fts MATCH ?1 AND d.kb_id = ?3 ORDER BY r LIMIT ?4";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    zk_buf sql;
+    buf_init(&sql, 1 << 16);
+    buf_puts(&sql, "SELECT f.rowid, bm25(chunks_fts, 1.0, :hw) AS r FROM chunks_fts f "
+                   "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
+                   "WHERE chunks_fts MATCH :match AND d.kb_id = :kb");
+    doc_filter_sql(&sql, o);
+    buf_puts(&sql, " ORDER BY r LIMIT :k");
+    int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+    buf_free(&sql);
+    if (prc != SQLITE_OK) {
         rc = zk_fail(err, ZK_DB, "bm25 query: %s", sqlite3_errmsg(db));
         goto out;
     }
-    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-    sqlite3_bind_double(st, 2, o->heading_weight);
-    sqlite3_bind_int64(st, 3, o->kb);
-    sqlite3_bind_int(st, 4, o->bm25_k);
+    sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":match"), match, -1, SQLITE_STATIC);
+    sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, ":hw"), o->heading_weight);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
+    sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":k"), o->bm25_k);
+    doc_filter_bind(st, o);
     int r, rank = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         cand *x = &c[(*n)++];
@@ -150,6 +194,53 @@ out:
     return rc;
 }
 
+/* Chunk ids of the kb the caller may read (and that pass the filters),
+ * ascending: the vector search's allowed set. */
+static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **out, size_t *out_n, char *err)
+{
+    sqlite3 *db = ret_store_db(s);
+    sqlite3_stmt *st = NULL;
+    zk_buf sql;
+    int64_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    zk_rc rc = ZK_OK;
+    buf_init(&sql, 1 << 16);
+    /* driven by the caller's grants (index doc_acl_principal, join order
+     * forced with CROSS JOIN), so a caller allowed 1% of the corpus touches
+     * 1% of it; the admin (only here with metadata filters) takes the kb */
+    if (o->caller->admin) {
+        buf_puts(&sql, "SELECT c.id FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE d.kb_id = :kb");
+    } else {
+        buf_puts(&sql, "SELECT DISTINCT c.id FROM json_each(:acl_ids) p CROSS JOIN doc_acl a "
+                       "CROSS JOIN documents d CROSS JOIN chunks c WHERE a.principal_id = p.value "
+                       "AND d.id = a.doc_id AND c.doc_id = d.id AND d.kb_id = :kb");
+    }
+    for (int i = 0; i < o->nfilters; i++)
+        buf_printf(&sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i);
+    buf_puts(&sql, " ORDER BY c.id");
+    int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+    buf_free(&sql);
+    if (prc != SQLITE_OK) return zk_fail(err, ZK_DB, "allowed set: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
+    doc_filter_bind(st, o);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int64_t *p = zk_realloc(ids, cap * sizeof *p);
+            if (!p) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
+            ids = p;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "allowed set: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc != ZK_OK) { zk_free(ids); return rc; }
+    *out = ids;
+    *out_n = n;
+    return ZK_OK;
+}
+
 static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *query,
                                const ret_search_opts *o, cand *c, size_t *n, char *err)
 {
@@ -162,6 +253,8 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
     if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK)
         return rc;
     int dim = llm_embedder_dim(emb);
+    int64_t *allowed = NULL;
+    size_t nallowed = 0;
     float *q = zk_malloc(sizeof(float) * (size_t)dim);
     int64_t *ids = zk_malloc(sizeof(int64_t) * (size_t)o->vector_k);
     float *scores = zk_malloc(sizeof(float) * (size_t)o->vector_k);
@@ -169,7 +262,13 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
     size_t qlen = strlen(query);
     if ((rc = llm_embed(emb, 1, &query, &qlen, q, err)) != ZK_OK) goto out;
     int got = 0;
-    if ((rc = ret_vindex_search(vi, q, o->vector_k, ids, scores, &got, err)) != ZK_OK) goto out;
+    if (o->caller->admin && o->nfilters == 0) {
+        rc = ret_vindex_search(vi, q, o->vector_k, ids, scores, &got, err);
+    } else {
+        if ((rc = allowed_chunks(s, o, &allowed, &nallowed, err)) != ZK_OK) goto out;
+        rc = ret_vindex_search_allowed(vi, q, o->vector_k, allowed, nallowed, ids, scores, &got, err);
+    }
+    if (rc != ZK_OK) goto out;
     for (int i = 0; i < got; i++) {
         if (scores[i] <= 0.0f) break;              /* orthogonal: no shared feature */
         cand *x = find_cand(c, *n, ids[i]);
@@ -185,6 +284,7 @@ out:
     zk_free(q);
     zk_free(ids);
     zk_free(scores);
+    zk_free(allowed);
     return rc;
 }
 
@@ -299,6 +399,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     zk_rc rc = ZK_OK;
     *out_hits = NULL;
     *out_n = 0;
+    if (!o->caller) return zk_fail(err, ZK_INVALID, "search without a caller");
     if (o->top_k <= 0) return ZK_OK;
     size_t cap = (size_t)ZK_MAX(o->bm25_k, 0) + (size_t)ZK_MAX(o->vector_k, 0) + 1;
     cand *c = zk_calloc(cap, sizeof *c);
@@ -328,16 +429,27 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     t = ret_tokenizer_new();
     if (!hits || !t) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
     sqlite3 *db = ret_store_db(s);
-    if (sqlite3_prepare_v2(db, "SELECT c.doc_id, c.ordinal, c.text, c.heading, c.page, c.start_char, c.end_char, "
-                               "d.ext_id, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                               "WHERE c.id = ? AND d.kb_id = ?", -1, &st, NULL) != SQLITE_OK) {
-        rc = zk_fail(err, ZK_DB, "load hits: %s", sqlite3_errmsg(db));
-        goto out;
+    {
+        /* defence in depth: every candidate is re-checked against the
+         * caller's permissions (and the filters) as it is loaded */
+        zk_buf sql;
+        buf_init(&sql, 1 << 16);
+        buf_puts(&sql, "SELECT c.doc_id, c.ordinal, c.text, c.heading, c.page, c.start_char, c.end_char, "
+                       "d.ext_id, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                       "WHERE c.id = :chunk AND d.kb_id = :kb");
+        doc_filter_sql(&sql, o);
+        int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+        buf_free(&sql);
+        if (prc != SQLITE_OK) {
+            rc = zk_fail(err, ZK_DB, "load hits: %s", sqlite3_errmsg(db));
+            goto out;
+        }
+        doc_filter_bind(st, o);
     }
     /* Candidates whose chunk vanished (a concurrent delete) are skipped. */
     for (size_t i = 0; i < n && nh < want; i++) {
-        sqlite3_bind_int64(st, 1, c[i].chunk_id);
-        sqlite3_bind_int64(st, 2, o->kb);
+        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":chunk"), c[i].chunk_id);
+        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
         if (sqlite3_step(st) == SQLITE_ROW) {
             ret_hit *h = &hits[nh++];
             h->chunk_id = c[i].chunk_id;

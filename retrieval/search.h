@@ -16,6 +16,9 @@
 #include "config.h"
 #include "retrieval/store.h"
 #include "llm/embed.h"
+#include "retrieval/acl.h"
+
+#define RET_MAX_FILTERS 8
 
 typedef enum { RET_MODE_HYBRID = 0, RET_MODE_BM25, RET_MODE_VECTOR } ret_mode;
 
@@ -30,7 +33,15 @@ typedef struct {
     int max_query_terms;
     int64_t kb;           /* knowledge base id */
     int ids_only;         /* skip loading text and snippets (batch evaluation) */
+    const ret_caller *caller;   /* REQUIRED: whose permissions apply */
+    /* metadata filters: documents whose metadata[key] == value (all must hold) */
+    const char *filter_key[RET_MAX_FILTERS];
+    const char *filter_value[RET_MAX_FILTERS];
+    int nfilters;
 } ret_search_opts;
+
+/* Add a "key=value" metadata filter; ZK_INVALID on bad syntax or too many. */
+zk_rc ret_search_add_filter(ret_search_opts *o, char *key_eq_value, char *err);
 
 typedef struct {
     int64_t chunk_id, doc_id;
@@ -49,8 +60,11 @@ const char *ret_mode_name(ret_mode m);
 /* Defaults from [search] in the config (cfg may be NULL). */
 void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg);
 
-/* Search. *out_hits (caller frees with ret_hits_free) holds up to top_k
- * hits, best first. embedder may be NULL in BM25 mode. */
+/* Search under opts->caller's permissions: the BM25 query, the vector
+ * search and the loading of hits are each restricted to documents the
+ * caller may read (and that pass the metadata filters). *out_hits (caller
+ * frees with ret_hits_free) holds up to top_k hits, best first. embedder
+ * may be NULL in BM25 mode. */
 zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_search_opts *opts,
                  ret_hit **out_hits, size_t *out_n, char *err);
 void ret_hits_free(ret_hit *hits, size_t n);

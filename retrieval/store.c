@@ -377,6 +377,19 @@ out:
     return rc;
 }
 
+/* A document's read grants, inside the caller's savepoint. */
+static zk_rc write_acl(ret_store *s, int64_t doc_id, const ret_doc_in *doc, char *err)
+{
+    zk_rc rc = run_i64(s, "DELETE FROM doc_acl WHERE doc_id = ?1", 1, &doc_id, err);
+    for (size_t i = 0; rc == ZK_OK && i < doc->nacl; i++) {
+        int64_t a[2] = {doc_id, doc->acl[i]};
+        rc = run_i64(s, "INSERT OR IGNORE INTO doc_acl(doc_id, principal_id) VALUES (?1, ?2)", 2, a, err);
+    }
+    if (rc == ZK_OK && doc->acl_replace)
+        rc = run_i64(s, "UPDATE acl_version SET seq = seq + 1", 0, NULL, err);
+    return rc;
+}
+
 zk_rc ret_doc_put(ret_store *s, int64_t kb, const ret_doc_in *doc, const ret_chunk_in *chunks,
                   size_t n, const float *vecs, int dim, ret_put_status *out_status,
                   int64_t *out_doc_id, char *err)
@@ -443,7 +456,8 @@ zk_rc ret_doc_put(ret_store *s, int64_t kb, const ret_doc_in *doc, const ret_chu
         goto out;
     }
     if (status == RET_PUT_INDEXED) doc_id = sqlite3_last_insert_rowid(s->db);
-    rc = insert_chunks(s, kb, doc_id, chunks, n, vecs, dim, err);
+    if ((rc = insert_chunks(s, kb, doc_id, chunks, n, vecs, dim, err)) != ZK_OK) goto out;
+    if (status == RET_PUT_INDEXED || doc->acl_replace) rc = write_acl(s, doc_id, doc, err);
 out:
     sqlite3_finalize(st);
     if (rc == ZK_OK) {

@@ -56,6 +56,11 @@ typedef struct {
     const char *sha256;     /* hex of the original bytes; required */
     int64_t bytes;
     const char *metadata;   /* JSON object text or NULL */
+    /* read grants (principal ids): a new document gets exactly these; an
+     * existing one keeps its grants unless acl_replace is set */
+    const int64_t *acl;
+    size_t nacl;
+    int acl_replace;
 } ret_doc_in;
 
 typedef struct {

@@ -47,6 +47,14 @@ zk_rc ret_vindex_reset(ret_vindex *vi, char *err);
 zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
                         int64_t *out_ids, float *out_scores, int *out_n, char *err);
 
+/* k nearest among the `allowed` ids only (sorted ascending, n_allowed of
+ * them). Never returns an id outside `allowed`. Small allowed sets are scored
+ * exactly from the stored vectors; large ones go through FAISS with an
+ * IDSelector (SearchParameters). Same output contract as ret_vindex_search. */
+zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
+                                const int64_t *allowed, size_t n_allowed,
+                                int64_t *out_ids, float *out_scores, int *out_n, char *err);
+
 /* All ids currently in the index, sorted ascending (caller frees). For
  * consistency checks. */
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err);

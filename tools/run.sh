@@ -8,7 +8,7 @@ BIN=$1
 cd "$(dirname "$0")/.."
 export ZHIKU_DATA_DIR=${ZHIKU_DATA_DIR:-./data}
 echo "== ingesting samples/ into $ZHIKU_DATA_DIR"
-"$BIN" ingest samples/
+"$BIN" ingest --acl everyone samples/   # sample documents: readable by everyone
 echo
 for q in "年假可以顺延到什么时候？" "How long must a password be?"; do
     echo "== zhiku ask \"$q\""

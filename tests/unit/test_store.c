@@ -17,6 +17,8 @@
 
 #define DIM 64
 
+static ret_caller admin_caller;   /* the local administrator sees everything */
+
 typedef struct {
     char dir[64];
     ret_store *s;
@@ -82,6 +84,7 @@ static size_t search(fixture *f, const char *q, ret_mode mode, ret_hit **hits)
     size_t n = 0;
     ret_search_opts_init(&o, NULL);
     o.mode = mode;
+    o.caller = &admin_caller;
     assert_int_equal(ret_search(f->s, f->emb, q, &o, hits, &n, err), ZK_OK);
     return n;
 }
@@ -280,6 +283,7 @@ static void test_rrf_fusion(void **state)
     assert_true(n >= 2);
     ret_search_opts o;
     ret_search_opts_init(&o, NULL);
+    o.caller = &admin_caller;
     for (size_t i = 0; i < n; i++) {
         double want = 0;
         if (h[i].bm25_rank) want += o.w_bm25 / (o.rrf_k + h[i].bm25_rank);
@@ -302,6 +306,7 @@ static void test_rrf_fusion(void **state)
 
 int main(void)
 {
+    ret_caller_admin(&admin_caller);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_unchanged_replace_delete, setup, teardown),

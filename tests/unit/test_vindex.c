@@ -2,7 +2,9 @@
  * against brute force, k larger than the index, replace and remove, sorted
  * ids, save/reopen, and every kind of damaged snapshot (truncated, flipped
  * bytes, empty, garbage, wrong dimension), which must reopen as an empty
- * index with rebuilt = 1. Everything lives in a mkdtemp directory. */
+ * index with rebuilt = 1; ACL-filtered search (both strategies forced, and
+ * the automatic choice) against brute force over the allowed subset.
+ * Everything lives in a mkdtemp directory. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -629,6 +631,158 @@ static void test_bad_open_args(void **state)
     assert_null(vi);
 }
 
+/* ---- ACL-filtered search -------------------------------------------------- */
+
+/* Internal to retrieval/vindex.c: forces a strategy (1 exact, 2 selector). */
+zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
+                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
+                                     float *out_scores, int *out_n, char *err);
+enum { VIA_AUTO = 0, VIA_EXACT = 1, VIA_SELECTOR = 2 };
+
+static int cmp_id(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Random sorted allowed set: each indexed id with probability p, plus some
+ * ids that are not in the index (absent ones must be ignored). Returns n. */
+static size_t make_allowed(const int64_t *ids, size_t n, double p, int64_t *allowed)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rnd() < p) allowed[m++] = ids[i];
+        if (rnd() < p) allowed[m++] = ids[i] + 1;   /* ids are 1000 + 3i: never present */
+    }
+    qsort(allowed, m, sizeof *allowed, cmp_id);
+    return m;
+}
+
+/* Checks one filtered search against brute force over allowed ∩ index. */
+static void check_allowed(ret_vindex *vi, int via, const float *q, int k, const float *vecs,
+                          const int64_t *ids, size_t n, const int64_t *allowed, size_t na)
+{
+    int *live = calloc(n, sizeof *live);
+    int64_t *got = malloc((size_t)(k + 1) * sizeof *got), *want = malloc((size_t)(k + 1) * sizeof *want);
+    float *gs = malloc((size_t)(k + 1) * sizeof *gs), *ws = malloc((size_t)(k + 1) * sizeof *ws);
+    int ng = -1;
+    assert_non_null(live);
+    for (size_t i = 0; i < n; i++)
+        live[i] = bsearch(&ids[i], allowed, na, sizeof *allowed, cmp_id) != NULL;
+    int nw = k ? brute_topk(q, vecs, ids, live, n, k, want, ws) : 0;
+    got[k] = 777;   /* canary: nothing written past k */
+    assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, k, allowed, na, got, gs, &ng, errbuf), ZK_OK);
+    assert_int_equal(got[k], 777);
+    assert_int_equal(ng, nw);
+    for (int r = 0; r < ng; r++) {
+        assert_non_null(bsearch(&got[r], allowed, na, sizeof *allowed, cmp_id));
+        assert_true(fabsf(gs[r] - ws[r]) < 1e-4f);
+        if (got[r] != want[r]) assert_true(r + 1 < nw && fabsf(ws[r] - ws[r + 1]) < 1e-5f);
+        if (r > 0) assert_true(gs[r] <= gs[r - 1]);
+        for (int s = 0; s < r; s++) assert_true(got[s] != got[r]);
+    }
+    free(live), free(got), free(want), free(gs), free(ws);
+}
+
+static void test_allowed_matches_brute_force(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("allowed"), DIM, 1);
+    float *vecs = malloc(NVEC * DIM * sizeof *vecs), q[DIM];
+    int64_t *ids = malloc(NVEC * sizeof *ids), *allowed = malloc(2 * NVEC * sizeof *allowed);
+    static const double fractions[] = {0.002, 0.01, 0.1, 0.5, 1.0};
+    fill(vi, NVEC, vecs, ids);
+    for (size_t f = 0; f < sizeof fractions / sizeof *fractions; f++) {
+        size_t na = make_allowed(ids, NVEC, fractions[f], allowed);
+        for (int t = 0; t < 5; t++) {
+            random_unit(q, DIM);
+            for (int via = VIA_AUTO; via <= VIA_SELECTOR; via++) {
+                check_allowed(vi, via, q, TOPK, vecs, ids, NVEC, allowed, na);
+                check_allowed(vi, via, q, 1, vecs, ids, NVEC, allowed, na);
+            }
+        }
+        /* the public entry point agrees with the forced strategies */
+        int64_t got[TOPK];
+        int ng = -1;
+        assert_int_equal(ret_vindex_search_allowed(vi, q, TOPK, allowed, na, got, NULL, &ng, errbuf), ZK_OK);
+        int present = 0;
+        for (size_t i = 0; i < NVEC; i++) present += bsearch(&ids[i], allowed, na, sizeof *allowed, cmp_id) != NULL;
+        assert_int_equal(ng, present < TOPK ? present : TOPK);
+        for (int r = 0; r < ng; r++) assert_non_null(bsearch(&got[r], allowed, na, sizeof *allowed, cmp_id));
+    }
+    /* a stored vector whose id is NOT allowed never shows up, even as the
+     * best match of its own query */
+    int64_t others[] = {ids[0], ids[1], ids[2]}, got[TOPK];
+    float gs[TOPK];
+    for (int via = VIA_AUTO; via <= VIA_SELECTOR; via++) {
+        int ng = -1;
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, vecs + 1234 * DIM, TOPK, others, 3,
+                                                        got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 3);
+        for (int r = 0; r < ng; r++) assert_true(got[r] != ids[1234]);
+    }
+    free(vecs), free(ids), free(allowed);
+    ret_vindex_free(vi);
+}
+
+static void test_allowed_edge_cases(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_ok(subdir("allowed_edge"), DIM, 1);
+    float vecs[5 * DIM], q[DIM], gs[16];
+    int64_t ids[5] = {10, 20, 30, 40, 50}, got[16];
+    int ng;
+    for (int i = 0; i < 5; i++) random_unit(vecs + i * DIM, DIM);
+    assert_int_equal(ret_vindex_add(vi, 5, ids, vecs, errbuf), ZK_OK);
+    random_unit(q, DIM);
+    for (int via = VIA_AUTO; via <= VIA_SELECTOR; via++) {
+        /* empty allowed set: no results, NULL allowed is fine then */
+        ng = -1;
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 4, NULL, 0, got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 0);
+        /* only absent ids (and a negative one) allowed */
+        int64_t absent[] = {-5, -1, 11, 25, 60, (int64_t)1 << 40};
+        ng = -1;
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 4, absent, 6, got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 0);
+        /* k > |allowed|, duplicates and a huge id (Batch selector, not bitmap) */
+        int64_t some[] = {5, 20, 20, 40, 41, (int64_t)1 << 40};
+        check_allowed(vi, via, q, 16 - 1, vecs, ids, 5, some, 6);
+        ng = -1;
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 8, some, 6, got, NULL, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 2);
+        assert_true((got[0] == 20 && got[1] == 40) || (got[0] == 40 && got[1] == 20));
+        /* everything allowed, k larger than the index */
+        check_allowed(vi, via, q, 12, vecs, ids, 5, ids, 5);
+        /* k = 0 */
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 0, ids, 5, got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 0);
+    }
+    /* bad arguments: unsorted allowed ids, negative k */
+    int64_t unsorted[] = {30, 10};
+    assert_int_equal(ret_vindex_search_allowed(vi, q, 4, unsorted, 2, got, gs, &ng, errbuf), ZK_INVALID);
+    assert_int_equal(ng, 0);
+    assert_int_equal(ret_vindex_search_allowed(vi, q, -1, ids, 5, got, gs, &ng, errbuf), ZK_INVALID);
+    /* after removing an allowed id it is no longer returned */
+    assert_int_equal(ret_vindex_remove(vi, 1, (int64_t[]){20}, errbuf), ZK_OK);
+    for (int via = VIA_AUTO; via <= VIA_SELECTOR; via++) {
+        int64_t two[] = {20, 40};
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 4, two, 2, got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 1);
+        assert_int_equal(got[0], 40);
+    }
+    ret_vindex_free(vi);
+
+    /* empty index */
+    vi = open_ok(subdir("allowed_empty"), DIM, 1);
+    for (int via = VIA_AUTO; via <= VIA_SELECTOR; via++) {
+        ng = -1;
+        assert_int_equal(ret__vindex_search_allowed_via(vi, via, q, 4, ids, 5, got, gs, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 0);
+    }
+    ret_vindex_free(vi);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -643,6 +797,8 @@ int main(void)
         cmocka_unit_test(test_wrong_dim),
         cmocka_unit_test(test_forged_payload),
         cmocka_unit_test(test_bad_open_args),
+        cmocka_unit_test(test_allowed_matches_brute_force),
+        cmocka_unit_test(test_allowed_edge_cases),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,43 @@
+/* faiss_capi_ext.h — upstream FAISS C API functions newer than Debian's
+ * headers (1.7.3); same names and signatures as upstream 1.7.4+/1.8
+ * (c_api/Index_c.h, c_api/impl/AuxIndexStructures_c.h), so this header can
+ * go once the system headers declare them. Implemented in faiss_capi.cpp.
+ * retrieval/vindex.c uses them for ACL-filtered vector search. */
+#ifndef RET_FAISS_CAPI_EXT_H
+#define RET_FAISS_CAPI_EXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <faiss/c_api/Index_c.h>
+#include <faiss/c_api/impl/AuxIndexStructures_c.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Search-time parameters (upstream FAISS_DECLARE_CLASS(SearchParameters)). */
+typedef struct FaissSearchParameters_H FaissSearchParameters;
+
+/* Parameters restricting a search to the ids `sel` accepts (sel may be
+ * NULL; it is not copied and must outlive the parameters). */
+int faiss_SearchParameters_new(FaissSearchParameters **p_sp, FaissIDSelector *sel);
+void faiss_SearchParameters_free(FaissSearchParameters *obj);
+
+/* faiss_Index_search with parameters. As upstream since 1.7.4, on an
+ * IndexIDMap/IndexIDMap2 the selector applies to the external ids. */
+int faiss_Index_search_with_params(const FaissIndex *index, idx_t n, const float *x, idx_t k,
+                                   const FaissSearchParameters *params, float *distances,
+                                   idx_t *labels);
+
+/* One bit per id: id i is selected iff i / 8 < n and bit i % 8 of
+ * bitmap[i / 8] is set. n is the size of bitmap in BYTES; the bitmap is not
+ * copied and must outlive the selector. Free with faiss_IDSelector_free. */
+typedef struct FaissIDSelectorBitmap_H FaissIDSelectorBitmap;
+int faiss_IDSelectorBitmap_new(FaissIDSelectorBitmap **p_sel, size_t n, const uint8_t *bitmap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
