@@ -64,6 +64,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test unit integration run eval bench clean check-deps
 all: $(BUILD)/.deps-ok $(BIN)
@@ -117,6 +119,11 @@ $(BUILD)/tests/%: tests/tools/%.c $(LIB)
 	$(CC) $(CFLAGS) -o $@.o -c $<
 	$(CXX) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS)
 
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@.o -c $<
+	$(CXX) $(LDFLAGS) -o $@ $@.o $(LIB) $(LDLIBS)
+
 # ---- tests ----------------------------------------------------------------
 # `make test` runs the suite, then again under ASan+UBSan (CI sets it).
 test: all $(UNIT_BIN) $(TOOL_BIN)
@@ -141,10 +148,10 @@ ZHIKU_EVAL_DATA ?= ../shared/data/eval
 eval: all $(TOOL_BIN)
 	@tools/eval.sh $(BIN) $(ZHIKU_EVAL_DATA)
 
-bench: all $(TOOL_BIN)
+bench: all $(TOOL_BIN) $(BENCH_BIN)
 	@bench/run.sh $(BUILD)
 
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench -name '*.d' 2>/dev/null)

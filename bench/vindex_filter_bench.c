@@ -10,8 +10,8 @@
  *   10%         143      15.9     19.0
  *   50%         144      55.9     79.7
  *  100%         142     120      145
- * Not built by default; build and run (after `make build/libzhiku.a`):
- *   cc -std=c11 -D_GNU_SOURCE -O2 -I. -Icommon -c -o build/vfb.o bench/vindex_filter_bench.c && g++ -o build/vindex_filter_bench build/vfb.o build/libzhiku.a $(pkg-config --libs openssl) -lfaiss -fopenmp -lopenblas -llapack -lm && build/vindex_filter_bench [N=200000] [DIM=512] [QUERIES=30] [random|clustered]
+ * Built and run by `make bench` (bench/run.sh); by hand:
+ *   make build/bench/vindex_filter_bench && build/bench/vindex_filter_bench [N=200000] [DIM=512] [QUERIES=30] [random|clustered]
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,11 +22,7 @@
 
 #include "retrieval/vindex.h"
 
-/* Internal to retrieval/vindex.c: forces a strategy (1 exact, 2 selector). */
-zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
-                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
-                                     float *out_scores, int *out_n, char *err);
-enum { VIA_AUTO = 0, VIA_EXACT = 1, VIA_SELECTOR = 2 };
+#include "retrieval/vindex_int.h"
 
 #define K 10
 #define NCLUSTERS 1000

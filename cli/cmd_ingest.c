@@ -3,6 +3,7 @@
  * plain line per document otherwise, and a summary. */
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,11 +86,14 @@ static size_t count_lines(const char *path)
 int cmd_ingest(cli_ctx *c, int argc, char **argv)
 {
     const char *jsonl = NULL, *kb_name = NULL, *acl = NULL;
+    const char *tags[16];
+    int ntags = 0;
     int quiet = 0, help = 0, npos = 0;
     cli_opt opts[] = {
         OPT_VAL("jsonl", &jsonl),
         OPT_VAL("kb", &kb_name),
         OPT_VAL("acl", &acl),
+        OPT_MULTI("tag", tags, &ntags, 16),
         OPT_FLAG("quiet", &quiet),
         OPT_FLAG("q", &quiet),
     };
@@ -101,6 +105,8 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
              "re-applied to unchanged ones); without it new documents get [acl]\n"
              "default_read (shipped: nobody but administrators) and existing ones keep\n"
              "their grants. `zhiku acl` changes grants later without re-ingesting.\n"
+             "--tag KEY=VALUE (repeatable) adds metadata tags to every document (merged\n"
+             "over a JSONL line's own \"metadata\"); `search --filter KEY=VALUE` uses them.\n"
              "Add files and folders (recursively; TXT, Markdown and HTML, in UTF-8,\n"
              "UTF-16 or GB18030/GBK) to the knowledge base. A file's id is its absolute\n"
              "path; re-ingesting an unchanged file does nothing, a changed file\n"
@@ -137,9 +143,24 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
     }
     o.acl = acl_ids;
     o.nacl = nacl;
+    json_t *tagobj = json_object();
+    for (int i = 0; i < ntags; i++) {
+        char *eq = strchr(tags[i], '=');
+        if (!eq || eq == tags[i]) {
+            json_decref(tagobj);
+            zk_free(acl_ids);
+            return cli_usage_error("ingest", "--tag '%s' is not KEY=VALUE", tags[i]);
+        }
+        *eq = '\0';
+        json_object_set_new(tagobj, tags[i], json_string(eq + 1));
+    }
+    char *tagjson = ntags ? json_dumps(tagobj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(tagobj);
+    o.tags = tagjson;
     idx_ingester *ing = NULL;
     if ((rc = idx_ingester_new(c->store, c->emb, &o, &ing, c->err)) != ZK_OK) {
         zk_free(acl_ids);
+        free(tagjson);
         return cli_fail(c, rc);
     }
     if (jsonl) rc = idx_ingest_jsonl(ing, jsonl, c->err);
@@ -155,6 +176,7 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
     size_t failed = s->count[IDX_FAILED];
     idx_ingester_free(ing);
     zk_free(acl_ids);
+    free(tagjson);
     if (rc != ZK_OK) return cli_fail(c, rc);
     return failed ? 1 : 0;
 }

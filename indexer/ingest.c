@@ -147,6 +147,18 @@ out:
     return rc;
 }
 
+/* SHA-256 identifying a document version: its bytes, plus the --tag
+ * metadata when given, so re-ingesting with other tags updates it. */
+static void version_sha(const idx_ingester *ing, const char *data, size_t len, char out[65])
+{
+    zk_sha256_hex(data, len, out);
+    if (ing->opts.tags) {
+        char mix[65 + 4096];
+        int n = snprintf(mix, sizeof mix, "%s\n%s", out, ing->opts.tags);
+        zk_sha256_hex(mix, (size_t)ZK_MIN(n, (int)sizeof mix - 1), out);
+    }
+}
+
 /* An explicit --acl also applies to documents that did not change. */
 static zk_rc regrant(idx_ingester *ing, const char *ext_id, char *err)
 {
@@ -166,7 +178,7 @@ zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source
     zk_rc rc;
     char sha[65], derr[ZK_ERRLEN] = "";
     idx_parsed *doc = NULL;
-    zk_sha256_hex(data, len, sha);
+    version_sha(ing, data, len, sha);
     ing->stats.bytes += len;
 
     int same = 0;
@@ -182,7 +194,7 @@ zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source
         return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
     }
     ret_doc_in din = {.ext_id = ext_id, .source = source, .title = doc->title, .format = doc->format,
-                      .charset = doc->charset, .sha256 = sha, .bytes = (int64_t)len,
+                      .charset = doc->charset, .sha256 = sha, .bytes = (int64_t)len, .metadata = ing->opts.tags,
                       .acl = ing->opts.acl, .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
     ret_put_status st = RET_PUT_INDEXED;
     size_t nchunks = 0;
@@ -371,13 +383,19 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
         goto out;
     }
     char sha[65];
-    zk_sha256_hex(line, len, sha);
+    version_sha(ing, line, len, sha);
     ing->stats.bytes += len;
     int same = 0;
     if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, id, sha, &same, err)) != ZK_OK) goto out;
     if (same) {
         if ((rc = regrant(ing, id, err)) == ZK_OK) report(ing, id, IDX_UNCHANGED, 0, NULL);
         goto out;
+    }
+    if (ing->opts.tags) {   /* --tag values override the line's own keys */
+        json_t *tags = json_loads(ing->opts.tags, 0, NULL);
+        if (!jmeta) jmeta = json_object(), json_object_set_new(o, "metadata", jmeta);
+        if (tags) json_object_update(jmeta, tags);
+        json_decref(tags);
     }
     if (jmeta) meta = json_dumps(jmeta, JSON_COMPACT | JSON_SORT_KEYS);
     doc = idx__parsed_new();

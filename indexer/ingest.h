@@ -33,6 +33,7 @@ typedef struct {
     const int64_t *acl;
     size_t nacl;
     int acl_replace;
+    const char *tags;          /* JSON object of metadata tags merged into every document, or NULL */
     idx_report_cb report;      /* may be NULL */
     void *report_ctx;
 } idx_ingest_opts;

@@ -3,13 +3,14 @@
  * The store calls it to replay `changes` (batches of add/remove, then save)
  * and the search path calls ret_vindex_search() or, for a principal that may
  * read only part of the corpus, ret_vindex_search_allowed() once per query
- * (small allowed sets scored exactly, large ones through FAISS with an id
- * selector; see ALLOWED_EXACT_FRACTION). A hash set of
+ * (allowed vectors scored exactly, or FAISS with an id selector for allowed
+ * lists longer than the index; see ALLOWED_EXACT_FRACTION). A hash set of
  * the ids present lets add() skip FAISS's O(ntotal) remove_ids unless an id
  * is really being replaced. The snapshot is one file, dir/index.zkv: a 64-byte
  * header (magic, version, dim, applied_seq, payload length, SHA-256 of the
  * header fields and payload) followed by faiss_write_index() output. */
 #include "vindex.h"
+#include "vindex_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -53,10 +54,6 @@
 /* The selector is a bitmap over external ids while it stays this small
  * (ids < 128M); larger ids use FAISS's hash-set IDSelectorBatch. */
 #define ALLOWED_BITMAP_MAX_BYTES ((uint64_t)16 << 20)
-/* Strategy values for ret__vindex_search_allowed_via(). */
-#define RET__VINDEX_AUTO 0
-#define RET__VINDEX_EXACT 1
-#define RET__VINDEX_SELECTOR 2
 
 #define SNAP_NAME "index.zkv"
 #define SNAP_TMP_PREFIX SNAP_NAME ".tmp."
@@ -753,8 +750,8 @@ static int allowed_has(const int64_t *allowed, size_t n, int64_t id)
 }
 
 /* Which strategy ret_vindex_search_allowed uses: the measured choice, or one
- * forced by the unit tests and bench/vindex_filter_bench.c (they declare
- * this function themselves; it is not part of the public API). */
+ * forced by the unit tests and bench/vindex_filter_bench.c (declared in
+ * vindex_int.h; not part of the public API). */
 zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
                                      const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
                                      float *out_scores, int *out_n, char *err)
@@ -775,11 +772,11 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     if (kk == 0) return ZK_OK;
     if (!scores && !(scores = tmp = zk_malloc((size_t)kk * sizeof *tmp)))
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
-    int automatic = strategy == RET__VINDEX_AUTO;
+    int automatic = strategy == VIA_AUTO;
     if (automatic)
         strategy = (double)n_allowed <= ALLOWED_EXACT_FRACTION * (double)total
-                       ? RET__VINDEX_EXACT : RET__VINDEX_SELECTOR;
-    if (strategy == RET__VINDEX_EXACT) {
+                       ? VIA_EXACT : VIA_SELECTOR;
+    if (strategy == VIA_EXACT) {
         rc = search_exact(vi, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
         /* An index type that cannot reconstruct vectors: let FAISS filter. */
         if (rc == ZK_INDEX && automatic)
@@ -807,7 +804,7 @@ zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
                                 const int64_t *allowed, size_t n_allowed,
                                 int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
-    return ret__vindex_search_allowed_via(vi, RET__VINDEX_AUTO, query, k, allowed, n_allowed,
+    return ret__vindex_search_allowed_via(vi, VIA_AUTO, query, k, allowed, n_allowed,
                                           out_ids, out_scores, out_n, err);
 }
 

@@ -633,11 +633,7 @@ static void test_bad_open_args(void **state)
 
 /* ---- ACL-filtered search -------------------------------------------------- */
 
-/* Internal to retrieval/vindex.c: forces a strategy (1 exact, 2 selector). */
-zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
-                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
-                                     float *out_scores, int *out_n, char *err);
-enum { VIA_AUTO = 0, VIA_EXACT = 1, VIA_SELECTOR = 2 };
+#include "retrieval/vindex_int.h"
 
 static int cmp_id(const void *a, const void *b)
 {

@@ -1,0 +1,15 @@
+#!/bin/bash
+# run.sh BUILD_DIR — `make bench`: zhiku's benchmarks, each printing its own
+# report (figures go to docs/PERFORMANCE.md). BENCH_CHUNKS and BENCH_QUERIES
+# size the ACL benchmark (default 200000 chunks, 100 queries).
+set -euo pipefail
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
+echo
+echo "== ACL-filtered search and the BM25 residual channel"
+"$BUILD/bench/acl_bench" "${BENCH_CHUNKS:-200000}" "${BENCH_QUERIES:-100}"
+echo
+echo "== vector search restricted to an allowed set (exact vs FAISS IDSelector)"
+"$BUILD/bench/vindex_filter_bench" "${BENCH_CHUNKS:-200000}" 512 25 clustered
