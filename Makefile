@@ -10,7 +10,9 @@ CXX     ?= c++
 DEB_PKGS := build-essential pkg-config libsqlite3-dev libfaiss-dev libopenblas-dev \
             liblapack-dev libjansson-dev libssl-dev libcurl4-openssl-dev \
             libmicrohttpd-dev libxml2-dev libuchardet-dev libstemmer-dev \
-            libmd4c-dev libcmocka-dev sqlite3
+            libmd4c-dev libcmocka-dev sqlite3 libzip-dev libmupdf-dev libopenjp2-7-dev \
+            libjbig2dec0-dev libjpeg-dev libgumbo-dev libmujs-dev libharfbuzz-dev \
+            libfreetype-dev python3
 
 BUILD := build
 ifneq ($(SANITIZE),)
@@ -20,7 +22,7 @@ endif
 
 # pkg-config flags are computed once the Debian packages are there: the
 # generated $(BUILD)/pkg.mk depends on the deps stamp, and make re-reads it.
-PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c
+PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c libzip
 ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
 -include $(BUILD)/pkg.mk
 endif
@@ -81,8 +83,8 @@ $(BUILD)/.deps-ok: Makefile tools/deps.sh
 	@touch $@
 
 $(BUILD)/pkg.mk: $(BUILD)/.deps-ok
-	@echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS))" > $@.tmp
-	@echo "PKG_LIBS := $$(pkg-config --libs $(PKGS))" >> $@.tmp
+	@echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS) mupdf)" > $@.tmp
+	@echo "PKG_LIBS := $$(pkg-config --libs $(PKGS)) $$(pkg-config --static --libs mupdf) -lharfbuzz" >> $@.tmp
 	@mv $@.tmp $@
 
 $(BIN): $(CLI_OBJ) $(LIB)

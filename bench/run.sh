@@ -8,6 +8,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 echo
+echo "== ingestion: synthetic corpus vs the raw FTS5 anchor, and a real corpus"
+"$ROOT/bench/ingest_bench.sh" "$BUILD"
+echo
 echo "== ACL-filtered search and the BM25 residual channel"
 "$BUILD/bench/acl_bench" "${BENCH_CHUNKS:-200000}" "${BENCH_QUERIES:-100}"
 echo

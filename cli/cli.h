@@ -54,6 +54,7 @@ int cmd_kb(cli_ctx *c, int argc, char **argv);
 int cmd_token(cli_ctx *c, int argc, char **argv);   /* cli/cmd_tokens.c */
 int cmd_audit(cli_ctx *c, int argc, char **argv);
 int cmd_acl(cli_ctx *c, int argc, char **argv);     /* cli/cmd_acl.c */
+int cmd_reindex(cli_ctx *c, int argc, char **argv); /* cli/cmd_reindex.c */
 
 /* Tiny option parser shared by the verbs: recognises --name VALUE,
  * --name=VALUE and boolean --flag. Non-options are collected in order. */

@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "indexer/ingest.h"
+#include "indexer/ocr.h"
 #include "retrieval/acl.h"
 
 typedef struct {
@@ -83,28 +85,53 @@ static size_t count_lines(const char *path)
     return n;
 }
 
+/* Peak resident set size of this process and its (sandbox) children. */
+static long peak_rss_mb(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    long kb = self.ru_maxrss > kids.ru_maxrss ? self.ru_maxrss : kids.ru_maxrss;
+    return kb / 1024;
+}
+
+static const char *pruned_note(size_t n)
+{
+    static char buf[48];
+    if (!n) return "";
+    snprintf(buf, sizeof buf, ", %zu pruned", n);
+    return buf;
+}
+
 int cmd_ingest(cli_ctx *c, int argc, char **argv)
 {
     const char *jsonl = NULL, *kb_name = NULL, *acl = NULL;
     const char *tags[16];
     int ntags = 0;
-    int quiet = 0, help = 0, npos = 0;
+    int quiet = 0, help = 0, npos = 0, prune = 0, retry_failed = 0;
     cli_opt opts[] = {
         OPT_VAL("jsonl", &jsonl),
         OPT_VAL("kb", &kb_name),
         OPT_VAL("acl", &acl),
         OPT_MULTI("tag", tags, &ntags, 16),
+        OPT_FLAG("prune", &prune),
+        OPT_FLAG("retry-failed", &retry_failed),
         OPT_FLAG("quiet", &quiet),
         OPT_FLAG("q", &quiet),
     };
     if (cli_parse("ingest", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;
     if (help) {
-        puts("usage: zhiku ingest [--kb NAME] [--acl PRINCIPALS] [--quiet] PATH...\n"
+        puts("usage: zhiku ingest [--kb NAME] [--acl PRINCIPALS] [--tag K=V]... [--prune] [--retry-failed]\n"
+             "                    [--quiet] PATH...\n"
              "       zhiku ingest [--kb NAME] [--acl PRINCIPALS] --jsonl FILE   (FILE may be -)\n\n"
              "--acl group:hr,user:alice,everyone sets who may read the documents (also\n"
              "re-applied to unchanged ones); without it new documents get [acl]\n"
              "default_read (shipped: nobody but administrators) and existing ones keep\n"
              "their grants. `zhiku acl` changes grants later without re-ingesting.\n"
+             "Files are parsed in a sandboxed child process ([sandbox] limits); a file\n"
+             "that fails is recorded with its reason (`zhiku docs list --failed`) and\n"
+             "not retried until it changes, or with --retry-failed. --prune removes\n"
+             "documents whose file under a given folder no longer exists.\n"
              "--tag KEY=VALUE (repeatable) adds metadata tags to every document (merged\n"
              "over a JSONL line's own \"metadata\"); `search --filter KEY=VALUE` uses them.\n"
              "Add files and folders (recursively; TXT, Markdown and HTML, in UTF-8,\n"
@@ -128,6 +155,11 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
     idx_ingest_opts_init(&o, c->cfg);
     if ((rc = cli_kb(c, kb_name, &o.kb)) != ZK_OK) return cli_fail(c, rc);
     o.report = on_report;
+    o.prune = prune;
+    o.retry_failed = retry_failed;
+    if ((rc = idx_ocr_configure(zk_config_get(c->cfg, "ocr", "url"), zk_config_get(c->cfg, "ocr", "api_key"),
+                                zk_config_int(c->cfg, "ocr", "timeout_ms"))) != ZK_OK)
+        return cli_fail(c, rc);
     o.report_ctx = &p;
     if (p.tty) {
         if (jsonl) p.total += strcmp(jsonl, "-") ? count_lines(jsonl) : 0;
@@ -170,9 +202,12 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
     if (p.tty) fprintf(stderr, "\r\033[K");
     double secs = zk_now() - p.start;
     fprintf(p.tty ? stderr : stdout,
-            "%zu indexed, %zu replaced, %zu unchanged, %zu failed, %zu skipped; %zu chunks, %.1f MB in %.1fs\n",
+            "%zu indexed, %zu replaced, %zu unchanged, %zu failed, %zu skipped%s; %zu chunks, %.1f MB read, "
+            "%.1f MB text in %.1fs (%.2f MB/s, %.0f chunks/s, peak RSS %ld MB)\n",
             s->count[IDX_INDEXED], s->count[IDX_REPLACED], s->count[IDX_UNCHANGED], s->count[IDX_FAILED],
-            s->count[IDX_SKIPPED], s->chunks, (double)s->bytes / 1e6, secs);
+            s->count[IDX_SKIPPED], pruned_note(s->count[IDX_PRUNED]), s->chunks, (double)s->bytes / 1e6,
+            (double)s->text_bytes / 1e6, secs, secs > 0 ? (double)s->text_bytes / 1e6 / secs : 0.0,
+            secs > 0 ? (double)s->chunks / secs : 0.0, peak_rss_mb());
     size_t failed = s->count[IDX_FAILED];
     idx_ingester_free(ing);
     zk_free(acl_ids);

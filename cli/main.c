@@ -27,6 +27,7 @@ static const struct {
     {"kb", cmd_kb, "create, list or remove knowledge bases"},
     {"token", cmd_token, "create, list or revoke API tokens"},
     {"audit", cmd_audit, "list or export the audit log of searches and answers"},
+    {"reindex", cmd_reindex, "re-embed a knowledge base after [embedding] changed"},
     {"config", cmd_config, "print the effective configuration (secrets masked)"},
 };
 
@@ -100,11 +101,7 @@ zk_rc cli_open(cli_ctx *c)
     zk_rc rc;
     if (c->store) return ZK_OK;
     if ((rc = ret_store_open(c->data_dir, 0, &c->store, c->err)) != ZK_OK) return rc;
-    const char *prov = zk_config_get(c->cfg, "embedding", "provider");
-    if (strcmp(prov, "builtin") != 0)
-        return zk_fail(c->err, ZK_CONFIG, "[embedding] provider '%s' is not supported (use builtin)", prov);
-    int dim = (int)zk_config_int(c->cfg, "embedding", "dimensions");
-    return llm_embedder_builtin_new(dim, &c->emb, c->err);
+    return llm_embedder_from_config(c->cfg, &c->emb, c->err);
 }
 
 int cli_caller(cli_ctx *c, const char *as_user, ret_caller *out)

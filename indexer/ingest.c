@@ -1,17 +1,25 @@
-/* ingest.c — the ingestion pipeline (see ingest.h). Per document: hash the
- * bytes and skip if unchanged, parse, chunk, embed all chunks in one call,
- * and write document + chunks + FTS rows + vectors in one savepoint; every
- * batch_docs documents the outer transaction commits. At the end the vector
- * index replays the change log and its snapshot is saved. */
+/* ingest.c — the ingestion pipeline (see ingest.h).
+ *
+ * The driving thread walks files/folders/JSONL, hashes each document and
+ * skips unchanged ones, then queues a job. Worker threads take jobs, parse
+ * them (in a sandboxed child process for files), chunk and embed, and queue
+ * the result. The driving thread writes results as they complete —
+ * document + chunks + FTS rows + vectors in one savepoint, batch_docs per
+ * transaction — so SQLite (the bottleneck: FTS5 insertion) runs on one core
+ * while parsing and embedding run on the other. At most 2 * workers + 2
+ * jobs are in flight, bounding memory. At the end the vector index replays
+ * the change log and its snapshot is saved. */
 #include "indexer/ingest.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <jansson.h>
@@ -19,6 +27,30 @@
 #include "buf.h"
 #include "indexer/parse/parse.h"
 #include "retrieval/acl.h"
+
+/* One document on its way through the pipeline. */
+typedef struct job {
+    struct job *next;
+    /* input (set by the driving thread) */
+    char *ext_id, *source, *name, *where;  /* where: report label (path or file:line) */
+    char *data;                             /* file bytes, or JSONL text */
+    size_t len;
+    int is_text;                            /* data is plain UTF-8 text (JSONL) */
+    char *title, *meta;                     /* JSONL title and metadata JSON */
+    char sha[65];
+    /* output (set by a worker) */
+    zk_rc rc;
+    int fatal;                              /* stop the whole run (embedder down) */
+    char err[ZK_ERRLEN];
+    idx_parsed *doc;
+    idx_chunk *chunks;
+    size_t nchunks;
+    float *vecs;
+} job;
+
+typedef struct {
+    job *head, *tail;
+} jobq;
 
 struct idx_ingester {
     ret_store *store;
@@ -28,11 +60,21 @@ struct idx_ingester {
     int in_txn;
     int pending;          /* documents written in the open transaction */
     int model_checked;
+    /* worker pool */
+    pthread_t *threads;
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t have_work, have_done;
+    jobq todo, done;
+    int in_flight;        /* queued + being processed + done-but-unwritten */
+    int stopping;
+    zk_rc fatal_rc;       /* first fatal error seen while writing */
+    char fatal_err[ZK_ERRLEN];
 };
 
 const char *idx_status_name(idx_status st)
 {
-    static const char *const names[] = {"indexed", "unchanged", "replaced", "failed", "skipped"};
+    static const char *const names[] = {"indexed", "unchanged", "replaced", "failed", "skipped", "pruned"};
     return (unsigned)st < IDX__NSTATUS ? names[st] : "?";
 }
 
@@ -47,7 +89,104 @@ void idx_ingest_opts_init(idx_ingest_opts *o, const zk_config *cfg)
     o->max_file_bytes = (size_t)zk_config_int(cfg, "ingest", "max_file_mb") << 20;
     o->batch_docs = (int)zk_config_int(cfg, "ingest", "batch_docs");
     if (o->batch_docs <= 0) o->batch_docs = 1;
+    o->workers = (int)zk_config_int(cfg, "ingest", "workers");
+    if (o->workers <= 0) o->workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (o->workers <= 0) o->workers = 1;
+    if (o->workers > 64) o->workers = 64;
+    idx_sandbox_opts_init(&o->sandbox, cfg);
     o->kb = 1;
+}
+
+static void job_free(job *j)
+{
+    if (!j) return;
+    zk_free(j->ext_id);
+    zk_free(j->source);
+    zk_free(j->name);
+    zk_free(j->where);
+    zk_free(j->data);
+    zk_free(j->title);
+    zk_free(j->meta);
+    idx_parsed_free(j->doc);
+    idx_chunks_free(j->chunks, j->nchunks);
+    zk_free(j->vecs);
+    zk_free(j);
+}
+
+static void q_push(jobq *q, job *j)
+{
+    j->next = NULL;
+    if (q->tail) q->tail->next = j;
+    else q->head = j;
+    q->tail = j;
+}
+
+static job *q_pop(jobq *q)
+{
+    job *j = q->head;
+    if (j) {
+        q->head = j->next;
+        if (!q->head) q->tail = NULL;
+    }
+    return j;
+}
+
+/* ---- worker side: parse, chunk, embed ---------------------------------- */
+
+static void process(idx_ingester *ing, job *j)
+{
+    int dim = llm_embedder_dim(ing->emb);
+    if (j->is_text) {
+        j->doc = idx__parsed_new();
+        if (!j->doc) { j->rc = zk_fail(j->err, ZK_NOMEM, "out of memory"); return; }
+        j->doc->format = "jsonl";
+        strcpy(j->doc->charset, "UTF-8");
+        j->doc->title = zk_strdup(j->title);
+        if (!j->doc->title || idx__add_block(j->doc, j->data, j->len, NULL, 0) != ZK_OK) {
+            j->rc = zk_fail(j->err, ZK_NOMEM, "out of memory");
+            return;
+        }
+    } else if ((j->rc = idx_sandbox_parse(&ing->opts.sandbox, j->name, j->data, j->len, &j->doc, j->err)) != ZK_OK) {
+        if (!j->err[0]) snprintf(j->err, sizeof j->err, "%s", zk_strerror(j->rc));
+        return;
+    }
+    zk_free(j->data);   /* the parsed text is all we need from here on */
+    j->data = NULL;
+    if ((j->rc = idx_chunk_doc(j->doc, &ing->opts.chunk, &j->chunks, &j->nchunks, j->err)) != ZK_OK) return;
+    size_t n = j->nchunks;
+    const char **texts = zk_calloc(n ? n : 1, sizeof *texts);
+    size_t *lens = zk_calloc(n ? n : 1, sizeof *lens);
+    j->vecs = zk_malloc((n ? n : 1) * (size_t)dim * sizeof *j->vecs);
+    if (!texts || !lens || !j->vecs) {
+        j->rc = zk_fail(j->err, ZK_NOMEM, "out of memory");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            texts[i] = j->chunks[i].text;
+            lens[i] = j->chunks[i].len;
+        }
+        if (n && (j->rc = llm_embed(ing->emb, n, texts, lens, j->vecs, j->err)) != ZK_OK)
+            j->fatal = 1;   /* the embedder failing fails every document: stop */
+    }
+    zk_free(texts);
+    zk_free(lens);
+}
+
+static void *worker_main(void *arg)
+{
+    idx_ingester *ing = arg;
+    pthread_mutex_lock(&ing->mu);
+    for (;;) {
+        job *j;
+        while (!(j = q_pop(&ing->todo)) && !ing->stopping) pthread_cond_wait(&ing->have_work, &ing->mu);
+        if (!j) break;
+        pthread_mutex_unlock(&ing->mu);
+        process(ing, j);
+        pthread_mutex_lock(&ing->mu);
+        q_push(&ing->done, j);
+        pthread_cond_signal(&ing->have_done);
+    }
+    pthread_mutex_unlock(&ing->mu);
+    return NULL;
 }
 
 zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o,
@@ -58,6 +197,23 @@ zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o
     ing->store = s;
     ing->emb = emb;
     ing->opts = *o;
+    if (ing->opts.workers <= 0) ing->opts.workers = 1;
+    if (ing->opts.batch_docs <= 0) ing->opts.batch_docs = 1;
+    pthread_mutex_init(&ing->mu, NULL);
+    pthread_cond_init(&ing->have_work, NULL);
+    pthread_cond_init(&ing->have_done, NULL);
+    ing->threads = zk_calloc((size_t)ing->opts.workers, sizeof *ing->threads);
+    if (!ing->threads) {
+        idx_ingester_free(ing);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < ing->opts.workers; i++) {
+        if (pthread_create(&ing->threads[i], NULL, worker_main, ing) != 0) {
+            idx_ingester_free(ing);
+            return zk_fail(err, ZK_ERR, "cannot start ingestion workers");
+        }
+        ing->nthreads++;
+    }
     *out = ing;
     return ZK_OK;
 }
@@ -78,9 +234,120 @@ static zk_rc commit_batch(idx_ingester *ing, char *err)
     return ret_store_commit(ing->store, err);
 }
 
+static zk_rc begin_batch(idx_ingester *ing, char *err)
+{
+    if (ing->in_txn) return ZK_OK;
+    zk_rc rc = ret_store_begin(ing->store, err);
+    if (rc == ZK_OK) ing->in_txn = 1;
+    return rc;
+}
+
+/* Errors that stop the whole run rather than one document. */
+static int fatal(zk_rc rc) { return rc == ZK_DB || rc == ZK_MISMATCH || rc == ZK_NOMEM || rc == ZK_INDEX; }
+
+/* ---- driving side: write one completed job ------------------------------ */
+
+static zk_rc write_job(idx_ingester *ing, job *j, char *err)
+{
+    zk_rc rc;
+    /* failures name where (file:line for JSONL), successes the document */
+    const char *label = j->rc != ZK_OK && j->where ? j->where : j->ext_id;
+    ret_doc_in din = {.ext_id = j->ext_id, .source = j->source, .sha256 = j->sha, .bytes = (int64_t)j->len,
+                      .metadata = j->is_text ? j->meta : ing->opts.tags, .acl = ing->opts.acl,
+                      .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
+    if (j->rc != ZK_OK) {
+        if (j->fatal || fatal(j->rc)) {
+            report(ing, label, IDX_FAILED, 0, j->err);
+            return zk_fail(err, j->rc, "%s", j->err);
+        }
+        din.title = j->title ? j->title : j->ext_id;
+        if ((rc = begin_batch(ing, err)) != ZK_OK) return rc;
+        if ((rc = ret_doc_put_failed(ing->store, ing->opts.kb, &din, j->err, err)) != ZK_OK) return rc;
+        report(ing, label, IDX_FAILED, 0, j->err);
+        return ZK_OK;
+    }
+    int dim = llm_embedder_dim(ing->emb);
+    if (!ing->model_checked) {
+        if ((rc = ret_kb_check_model(ing->store, ing->opts.kb, llm_embedder_model(ing->emb), dim, err)) != ZK_OK)
+            return rc;
+        ing->model_checked = 1;
+    }
+    size_t n = j->nchunks;
+    ret_chunk_in *cin = zk_calloc(n ? n : 1, sizeof *cin);
+    if (!cin) return zk_fail(err, ZK_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        cin[i] = (ret_chunk_in){j->chunks[i].text, j->chunks[i].len, j->chunks[i].heading, j->chunks[i].page,
+                                j->chunks[i].ordinal, (int64_t)j->chunks[i].start, (int64_t)j->chunks[i].end};
+    }
+    din.title = j->doc->title;
+    din.format = j->doc->format;
+    din.charset = j->doc->charset;
+    ret_put_status st = RET_PUT_INDEXED;
+    char derr[ZK_ERRLEN];
+    if ((rc = begin_batch(ing, err)) == ZK_OK)
+        rc = ret_doc_put(ing->store, ing->opts.kb, &din, cin, n, j->vecs, dim, &st, NULL, derr);
+    zk_free(cin);
+    if (rc != ZK_OK) {
+        report(ing, label, IDX_FAILED, 0, derr);
+        return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
+    }
+    if (st != RET_PUT_UNCHANGED) {
+        ing->stats.chunks += n;
+        for (size_t b = 0; b < j->doc->nblocks; b++) ing->stats.text_bytes += j->doc->blocks[b].len;
+    }
+    report(ing, label, st == RET_PUT_REPLACED ? IDX_REPLACED : st == RET_PUT_UNCHANGED ? IDX_UNCHANGED : IDX_INDEXED,
+           n, NULL);
+    if (++ing->pending >= ing->opts.batch_docs) return commit_batch(ing, err);
+    return ZK_OK;
+}
+
+/* Write completed jobs; with wait_for > 0, block until in_flight drops
+ * below it. The first fatal error is kept and stops further writes. */
+static zk_rc drain(idx_ingester *ing, int wait_for, char *err)
+{
+    pthread_mutex_lock(&ing->mu);
+    for (;;) {
+        job *j = q_pop(&ing->done);
+        if (!j) {
+            if (ing->in_flight < wait_for || ing->in_flight == 0) break;
+            pthread_cond_wait(&ing->have_done, &ing->mu);
+            continue;
+        }
+        ing->in_flight--;
+        pthread_mutex_unlock(&ing->mu);
+        if (ing->fatal_rc == ZK_OK) {
+            zk_rc rc = write_job(ing, j, ing->fatal_err);
+            if (rc != ZK_OK) ing->fatal_rc = rc;
+        }
+        job_free(j);
+        pthread_mutex_lock(&ing->mu);
+    }
+    pthread_mutex_unlock(&ing->mu);
+    if (ing->fatal_rc != ZK_OK) return zk_fail(err, ing->fatal_rc, "%s", ing->fatal_err);
+    return ZK_OK;
+}
+
+/* Hand a job to the workers (takes ownership), writing finished ones while
+ * too many are in flight. */
+static zk_rc submit(idx_ingester *ing, job *j, char *err)
+{
+    zk_rc rc = drain(ing, 2 * ing->nthreads + 2, err);
+    if (rc != ZK_OK) {
+        job_free(j);
+        return rc;
+    }
+    pthread_mutex_lock(&ing->mu);
+    q_push(&ing->todo, j);
+    ing->in_flight++;
+    pthread_cond_signal(&ing->have_work);
+    pthread_mutex_unlock(&ing->mu);
+    return ZK_OK;
+}
+
 zk_rc idx_ingester_finish(idx_ingester *ing, char *err)
 {
-    zk_rc rc = commit_batch(ing, err);
+    zk_rc rc = drain(ing, 1, err);   /* until nothing is in flight */
+    if (rc == ZK_OK) rc = commit_batch(ing, err);
     if (rc != ZK_OK) return rc;
     return ret_store_sync(ing->store, 1, err);
 }
@@ -88,63 +355,20 @@ zk_rc idx_ingester_finish(idx_ingester *ing, char *err)
 void idx_ingester_free(idx_ingester *ing)
 {
     if (!ing) return;
+    pthread_mutex_lock(&ing->mu);
+    ing->stopping = 1;
+    pthread_cond_broadcast(&ing->have_work);
+    pthread_mutex_unlock(&ing->mu);
+    for (int i = 0; i < ing->nthreads; i++) pthread_join(ing->threads[i], NULL);
+    job *j;
+    while ((j = q_pop(&ing->todo))) job_free(j);
+    while ((j = q_pop(&ing->done))) job_free(j);
     if (ing->in_txn) ret_store_rollback(ing->store);
+    pthread_mutex_destroy(&ing->mu);
+    pthread_cond_destroy(&ing->have_work);
+    pthread_cond_destroy(&ing->have_done);
+    zk_free(ing->threads);
     zk_free(ing);
-}
-
-/* Chunk, embed and write one parsed document. */
-static zk_rc write_doc(idx_ingester *ing, const ret_doc_in *din, const idx_parsed *doc,
-                       ret_put_status *out_st, size_t *out_chunks, char *err)
-{
-    zk_rc rc;
-    idx_chunk *chunks = NULL;
-    size_t n = 0;
-    ret_chunk_in *cin = NULL;
-    const char **texts = NULL;
-    size_t *lens = NULL;
-    float *vecs = NULL;
-    int dim = llm_embedder_dim(ing->emb);
-
-    if (!ing->model_checked) {
-        if ((rc = ret_kb_check_model(ing->store, ing->opts.kb, llm_embedder_model(ing->emb), dim, err)) != ZK_OK)
-            return rc;
-        ing->model_checked = 1;
-    }
-    if ((rc = idx_chunk_doc(doc, &ing->opts.chunk, &chunks, &n, err)) != ZK_OK) return rc;
-    cin = zk_calloc(n ? n : 1, sizeof *cin);
-    texts = zk_calloc(n ? n : 1, sizeof *texts);
-    lens = zk_calloc(n ? n : 1, sizeof *lens);
-    vecs = zk_malloc((n ? n : 1) * (size_t)dim * sizeof *vecs);
-    if (!cin || !texts || !lens || !vecs) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
-    for (size_t i = 0; i < n; i++) {
-        cin[i].text = chunks[i].text;
-        cin[i].len = chunks[i].len;
-        cin[i].heading = chunks[i].heading;
-        cin[i].page = chunks[i].page;
-        cin[i].ordinal = chunks[i].ordinal;
-        cin[i].start = (int64_t)chunks[i].start;
-        cin[i].end = (int64_t)chunks[i].end;
-        texts[i] = chunks[i].text;
-        lens[i] = chunks[i].len;
-    }
-    if (n && (rc = llm_embed(ing->emb, n, texts, lens, vecs, err)) != ZK_OK) goto out;
-    if (!ing->in_txn) {
-        if ((rc = ret_store_begin(ing->store, err)) != ZK_OK) goto out;
-        ing->in_txn = 1;
-    }
-    rc = ret_doc_put(ing->store, ing->opts.kb, din, cin, n, vecs, dim, out_st, NULL, err);
-    if (rc == ZK_OK) {
-        *out_chunks = n;
-        if (*out_st != RET_PUT_UNCHANGED) ing->stats.chunks += n;
-        if (++ing->pending >= ing->opts.batch_docs) rc = commit_batch(ing, err);
-    }
-out:
-    idx_chunks_free(chunks, n);
-    zk_free(cin);
-    zk_free(texts);
-    zk_free(lens);
-    zk_free(vecs);
-    return rc;
 }
 
 /* SHA-256 identifying a document version: its bytes, plus the --tag
@@ -169,44 +393,48 @@ static zk_rc regrant(idx_ingester *ing, const char *ext_id, char *err)
     return ret_acl_set(ing->store, doc_id, ing->opts.acl, ing->opts.nacl, err);
 }
 
-/* Errors that stop the whole run rather than one document. */
-static int fatal(zk_rc rc) { return rc == ZK_DB || rc == ZK_MISMATCH || rc == ZK_NOMEM || rc == ZK_INDEX; }
+/* Queue a file-like document; takes ownership of data (zk_malloc'd). */
+static zk_rc submit_bytes(idx_ingester *ing, const char *ext_id, const char *source, const char *name,
+                          char *data, size_t len, char *err)
+{
+    zk_rc rc;
+    char sha[65];
+    version_sha(ing, data, len, sha);
+    ing->stats.bytes += len;
+    int same = 0;
+    if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, ext_id, sha, ing->opts.retry_failed, &same, err)) != ZK_OK ||
+        (same && (rc = regrant(ing, ext_id, err)) != ZK_OK)) {
+        zk_free(data);
+        return rc;
+    }
+    if (same) {
+        zk_free(data);
+        report(ing, ext_id, IDX_UNCHANGED, 0, NULL);
+        return ZK_OK;
+    }
+    job *j = zk_calloc(1, sizeof *j);
+    if (!j) { zk_free(data); return zk_fail(err, ZK_NOMEM, "out of memory"); }
+    j->data = data;
+    j->len = len;
+    memcpy(j->sha, sha, sizeof sha);
+    j->ext_id = zk_strdup(ext_id);
+    j->source = zk_strdup(source);
+    j->name = zk_strdup(name);
+    if (!j->ext_id || !j->source || !j->name) {
+        job_free(j);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
+    return submit(ing, j, err);
+}
 
 zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source, const char *name,
                        const char *data, size_t len, char *err)
 {
-    zk_rc rc;
-    char sha[65], derr[ZK_ERRLEN] = "";
-    idx_parsed *doc = NULL;
-    version_sha(ing, data, len, sha);
-    ing->stats.bytes += len;
-
-    int same = 0;
-    if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, ext_id, sha, &same, err)) != ZK_OK) return rc;
-    if (same) {
-        if ((rc = regrant(ing, ext_id, err)) != ZK_OK) return rc;
-        report(ing, ext_id, IDX_UNCHANGED, 0, NULL);
-        return ZK_OK;
-    }
-    rc = idx_parse(name, data, len, &doc, derr);
-    if (rc != ZK_OK) {
-        report(ing, ext_id, IDX_FAILED, 0, derr[0] ? derr : zk_strerror(rc));
-        return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
-    }
-    ret_doc_in din = {.ext_id = ext_id, .source = source, .title = doc->title, .format = doc->format,
-                      .charset = doc->charset, .sha256 = sha, .bytes = (int64_t)len, .metadata = ing->opts.tags,
-                      .acl = ing->opts.acl, .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
-    ret_put_status st = RET_PUT_INDEXED;
-    size_t nchunks = 0;
-    rc = write_doc(ing, &din, doc, &st, &nchunks, derr);
-    idx_parsed_free(doc);
-    if (rc != ZK_OK) {
-        report(ing, ext_id, IDX_FAILED, 0, derr);
-        return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
-    }
-    report(ing, ext_id, st == RET_PUT_REPLACED ? IDX_REPLACED : st == RET_PUT_UNCHANGED ? IDX_UNCHANGED : IDX_INDEXED,
-           nchunks, NULL);
-    return ZK_OK;
+    char *copy = zk_malloc(len + 1);
+    if (!copy) return zk_fail(err, ZK_NOMEM, "out of memory");
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    return submit_bytes(ing, ext_id, source, name, copy, len, err);
 }
 
 static zk_rc read_file(const char *path, size_t max, char **out, size_t *out_len, char *err)
@@ -249,14 +477,17 @@ static zk_rc ingest_file(idx_ingester *ing, const char *path, int explicit_file,
         report(ing, path, IDX_FAILED, 0, derr);
         return ZK_OK;
     }
-    if (!explicit_file && !idx_detect_format(path, data, len)) {
+    /* legacy office files are not detected as a format, but reporting them
+     * as failed with the parser's "convert to ..." reason beats skipping */
+    const char *ext = strrchr(path, '.');
+    int legacy = ext && (!strcasecmp(ext, ".doc") || !strcasecmp(ext, ".rtf") || !strcasecmp(ext, ".xls") ||
+                         !strcasecmp(ext, ".ppt"));
+    if (!explicit_file && !legacy && !idx_detect_format(path, data, len)) {
         report(ing, path, IDX_SKIPPED, 0, "unsupported format");
         zk_free(data);
         return ZK_OK;
     }
-    rc = idx_ingest_bytes(ing, path, path, path, data, len, err);
-    zk_free(data);
-    return rc;
+    return submit_bytes(ing, path, path, path, data, len, err);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -329,6 +560,49 @@ out:
     return rc;
 }
 
+/* --prune: documents whose source lies under root but whose file is gone. */
+static zk_rc prune_missing(idx_ingester *ing, const char *root, char *err)
+{
+    sqlite3 *db = ret_store_db(ing->store);
+    sqlite3_stmt *st = NULL;
+    int64_t *ids = NULL;
+    char **srcs = NULL;
+    size_t n = 0, cap = 0;
+    zk_rc rc = ZK_OK;
+    char prefix[PATH_MAX + 2];
+    snprintf(prefix, sizeof prefix, "%s/", root);
+    if (sqlite3_prepare_v2(db, "SELECT id, source FROM documents WHERE kb_id = ?1 AND "
+                               "substr(source, 1, length(?2)) = ?2", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "prune: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, ing->opts.kb);
+    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *src = (const char *)sqlite3_column_text(st, 1);
+        struct stat sb;
+        if (!src || lstat(src, &sb) == 0 || errno != ENOENT) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *pi = zk_realloc(ids, cap * sizeof *pi);
+            char **ps = pi ? zk_realloc(srcs, cap * sizeof *ps) : NULL;
+            if (pi) ids = pi;
+            if (ps) srcs = ps;
+            if (!pi || !ps) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
+        }
+        ids[n] = sqlite3_column_int64(st, 0);
+        if (!(srcs[n] = zk_strdup(src))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
+        n++;
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < n && rc == ZK_OK; i++) {
+        if ((rc = begin_batch(ing, err)) == ZK_OK && (rc = ret_doc_delete(ing->store, ids[i], err)) == ZK_OK)
+            report(ing, srcs[i], IDX_PRUNED, 0, "source file no longer exists");
+    }
+    for (size_t i = 0; i < n; i++) zk_free(srcs[i]);
+    zk_free(srcs);
+    zk_free(ids);
+    return rc;
+}
+
 zk_rc idx_ingest_path(idx_ingester *ing, const char *path, char *err)
 {
     char real[PATH_MAX];
@@ -337,7 +611,11 @@ zk_rc idx_ingest_path(idx_ingester *ing, const char *path, char *err)
         report(ing, path, IDX_FAILED, 0, strerror(errno));
         return ZK_OK;
     }
-    if (S_ISDIR(st.st_mode)) return walk(ing, real, real, 0, err);
+    if (S_ISDIR(st.st_mode)) {
+        zk_rc rc = walk(ing, real, real, 0, err);
+        if (rc == ZK_OK && ing->opts.prune) rc = prune_missing(ing, real, err);
+        return rc;
+    }
     if (!S_ISREG(st.st_mode)) {
         report(ing, path, IDX_SKIPPED, 0, "not a regular file (fifo, socket or device)");
         return ZK_OK;
@@ -352,8 +630,6 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     json_error_t jerr;
     char derr[ZK_ERRLEN];
     zk_rc rc = ZK_OK;
-    char *meta = NULL;
-    idx_parsed *doc = NULL;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!o || !json_is_object(o)) {
         snprintf(derr, sizeof derr, "invalid JSON: %.150s", o ? "not an object" : jerr.text);
@@ -386,7 +662,8 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     version_sha(ing, line, len, sha);
     ing->stats.bytes += len;
     int same = 0;
-    if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, id, sha, &same, err)) != ZK_OK) goto out;
+    if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, id, sha, ing->opts.retry_failed, &same, err)) != ZK_OK)
+        goto out;
     if (same) {
         if ((rc = regrant(ing, id, err)) == ZK_OK) report(ing, id, IDX_UNCHANGED, 0, NULL);
         goto out;
@@ -397,32 +674,28 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
         if (tags) json_object_update(jmeta, tags);
         json_decref(tags);
     }
-    if (jmeta) meta = json_dumps(jmeta, JSON_COMPACT | JSON_SORT_KEYS);
-    doc = idx__parsed_new();
-    if (!doc) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
-    doc->format = "jsonl";
-    strcpy(doc->charset, "UTF-8");
-    doc->title = zk_strdup(title && *title ? title : id);
-    if (!doc->title || idx__add_block(doc, text, strlen(text), NULL, 0) != ZK_OK) {
+    job *j = zk_calloc(1, sizeof *j);
+    if (!j) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    j->is_text = 1;
+    j->len = strlen(text);
+    j->data = zk_strndup(text, j->len);
+    j->ext_id = zk_strdup(id);
+    j->source = zk_strdup(where);
+    j->where = zk_strdup(where);
+    j->title = zk_strdup(title && *title ? title : id);
+    memcpy(j->sha, sha, sizeof sha);
+    if (jmeta) {
+        char *m = json_dumps(jmeta, JSON_COMPACT | JSON_SORT_KEYS);
+        j->meta = m ? zk_strdup(m) : NULL;
+        free(m);
+    }
+    if (!j->data || !j->ext_id || !j->source || !j->where || !j->title || (jmeta && !j->meta)) {
+        job_free(j);
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
     }
-    ret_doc_in din = {.ext_id = id, .source = where, .title = doc->title, .format = "jsonl",
-                      .charset = "UTF-8", .sha256 = sha, .bytes = (int64_t)len, .metadata = meta,
-                      .acl = ing->opts.acl, .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
-    ret_put_status st;
-    size_t nchunks = 0;
-    rc = write_doc(ing, &din, doc, &st, &nchunks, derr);
-    if (rc != ZK_OK) {
-        report(ing, where, IDX_FAILED, 0, derr);
-        rc = fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
-        goto out;
-    }
-    report(ing, id, st == RET_PUT_REPLACED ? IDX_REPLACED : st == RET_PUT_UNCHANGED ? IDX_UNCHANGED : IDX_INDEXED,
-           nchunks, NULL);
+    rc = submit(ing, j, err);
 out:
-    idx_parsed_free(doc);
-    free(meta);
     json_decref(o);
     return rc;
 }

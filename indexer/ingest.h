@@ -1,10 +1,12 @@
-/* ingest.h — the ingestion pipeline: read → detect charset and format →
- * parse → chunk → embed → write (one document = one savepoint, many
- * documents per transaction). Handles single files, folder trees and JSONL
- * bulk imports; re-ingesting an unchanged file is a no-op (SHA-256), a
- * changed one replaces its chunks atomically. Each document's outcome is
- * reported through a callback (the CLI prints it). Single-threaded; one
- * ingester per store. */
+/* ingest.h — the ingestion pipeline: read → (sandboxed child) detect
+ * charset and format → parse → chunk → embed → write. The calling thread
+ * walks the inputs, skips unchanged documents (SHA-256) and writes results
+ * (one document = one savepoint, batch_docs documents per transaction);
+ * `workers` threads parse, chunk and embed in parallel, so both cores stay
+ * busy. Handles single files, folder trees and JSONL bulk imports; a changed
+ * document replaces its chunks atomically; a failed one is recorded with its
+ * reason. Each outcome is reported through a callback (the CLI prints it).
+ * An ingester is driven by one thread; one ingester per store. */
 #ifndef IDX_INGEST_H
 #define IDX_INGEST_H
 
@@ -15,8 +17,9 @@
 #include "retrieval/store.h"
 #include "llm/embed.h"
 #include "indexer/chunker.h"
+#include "indexer/sandbox.h"
 
-typedef enum { IDX_INDEXED = 0, IDX_UNCHANGED, IDX_REPLACED, IDX_FAILED, IDX_SKIPPED, IDX__NSTATUS } idx_status;
+typedef enum { IDX_INDEXED = 0, IDX_UNCHANGED, IDX_REPLACED, IDX_FAILED, IDX_SKIPPED, IDX_PRUNED, IDX__NSTATUS } idx_status;
 const char *idx_status_name(idx_status st);
 
 typedef void (*idx_report_cb)(void *ctx, const char *ext_id, idx_status st, size_t nchunks,
@@ -34,6 +37,10 @@ typedef struct {
     size_t nacl;
     int acl_replace;
     const char *tags;          /* JSON object of metadata tags merged into every document, or NULL */
+    int workers;               /* parse+embed threads (>= 1) */
+    int retry_failed;          /* re-parse unchanged documents that failed before */
+    int prune;                 /* after a folder walk, remove documents whose file is gone */
+    idx_sandbox_opts sandbox;
     idx_report_cb report;      /* may be NULL */
     void *report_ctx;
 } idx_ingest_opts;
@@ -42,6 +49,7 @@ typedef struct {
     size_t count[IDX__NSTATUS];
     size_t chunks;             /* chunks written */
     size_t bytes;              /* source bytes read */
+    size_t text_bytes;         /* UTF-8 text extracted from the documents written */
 } idx_ingest_stats;
 
 typedef struct idx_ingester idx_ingester;

@@ -4,21 +4,15 @@
  * builtin path is tuned for ~10k chunks of 500 chars per second on one core:
  * features are counted in one open-addressing table allocated per call,
  * never per feature. Remote (OpenAI-compatible) embedders plug into the
- * same vtable later. */
+ * same vtable (llm/embed_int.h, llm/embed_openai.c). */
 #include "llm/embed.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "config.h"
+#include "llm/embed_int.h"
 #include "llm/terms.h"
-
-struct llm_embedder {
-    const char *model;     /* static string, recorded per knowledge base */
-    int dim;               /* output dimension */
-    zk_rc (*embed)(llm_embedder *e, size_t n, const char *const *texts, const size_t *lens,
-                   float *out, char *err);
-    void (*destroy)(llm_embedder *e);
-};
 
 /* ---- generic API --------------------------------------------------------- */
 
@@ -291,4 +285,30 @@ zk_rc llm_embedder_builtin_new(int dim, llm_embedder **out, char *err)
     e->destroy = builtin_destroy;
     *out = e;
     return ZK_OK;
+}
+
+/* ---- choosing an embedder from [embedding] ------------------------------- */
+
+zk_rc llm_embedder_from_config(const zk_config *cfg, llm_embedder **out, char *err)
+{
+    if (!cfg || !out) return zk_fail(err, ZK_INVALID, "embedder: NULL argument");
+    *out = NULL;
+    const char *prov = zk_config_get(cfg, "embedding", "provider");
+    long dim = zk_config_int(cfg, "embedding", "dimensions");
+    if (dim <= 0 || dim > BUILTIN_MAX_DIM)
+        return zk_fail(err, ZK_CONFIG, "[embedding] dimensions = %ld is out of range", dim);
+    if (!strcmp(prov, "builtin")) return llm_embedder_builtin_new((int)dim, out, err);
+    if (strcmp(prov, "openai") != 0)
+        return zk_fail(err, ZK_CONFIG, "[embedding] provider '%s' is not supported (use builtin or openai)", prov);
+    llm_openai_opts o = {
+        .base_url = zk_config_get(cfg, "embedding", "base_url"),
+        .model = zk_config_get(cfg, "embedding", "model"),
+        .api_key = zk_config_get(cfg, "embedding", "api_key"),
+        .dim = (int)dim,
+        .batch_size = (int)zk_config_int(cfg, "embedding", "batch_size"),
+        .concurrency = (int)zk_config_int(cfg, "embedding", "concurrency"),
+        .timeout_ms = zk_config_int(cfg, "embedding", "timeout_ms"),
+        .max_retries = (int)zk_config_int(cfg, "embedding", "max_retries"),
+    };
+    return llm_embedder_openai_new(&o, out, err);
 }

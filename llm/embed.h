@@ -1,5 +1,6 @@
-/* embed.h — text embedders. Today: the builtin hashed-feature embedder;
- * later issues add OpenAI-compatible remote embedders behind the same API.
+/* embed.h — text embedders: the builtin hashed-feature embedder and a
+ * remote embedder for any OpenAI-compatible /v1/embeddings server (OpenAI,
+ * Ollama, llama.cpp, vLLM, TEI, ...), behind the same API.
  *
  * builtin: deterministic, no model, no network. Features: case/width-folded
  * Latin words (and word bigrams), CJK character unigrams+bigrams(+trigrams),
@@ -13,10 +14,37 @@
 
 #include <stddef.h>
 #include "zk.h"
+#include "config.h"
 
 typedef struct llm_embedder llm_embedder;
 
 zk_rc llm_embedder_builtin_new(int dim, llm_embedder **out, char *err);
+
+/* Remote embedder (llm/embed_openai.c): POST {base_url}/embeddings with
+ * {"model", "input": [...], "encoding_format": "float"} in batches of
+ * batch_size, at most `concurrency` requests in flight; retries 429, 5xx,
+ * timeouts, dropped connections and malformed answers with exponential
+ * backoff + jitter (Retry-After honoured, capped at retry_cap_ms); 4xx
+ * otherwise fail at once. The returned dimension must equal dim. Strings are
+ * copied; the api_key is never logged. Model recorded: "openai:<model>". */
+typedef struct {
+    const char *base_url;   /* API root, e.g. http://127.0.0.1:11434/v1 (required) */
+    const char *model;      /* required */
+    const char *api_key;    /* NULL or "" = no Authorization header */
+    int dim;                /* expected vector dimension */
+    int batch_size;         /* texts per request; <= 0 → 32 */
+    int concurrency;        /* requests in flight; <= 0 → 2 */
+    long timeout_ms;        /* per request; <= 0 → 30000 */
+    int max_retries;        /* < 0 → 5 */
+    long backoff_ms;        /* first retry delay; <= 0 → 500 (doubles each retry) */
+    long retry_cap_ms;      /* longest wait between tries; <= 0 → 60000 */
+} llm_openai_opts;
+
+zk_rc llm_embedder_openai_new(const llm_openai_opts *o, llm_embedder **out, char *err);
+
+/* The embedder [embedding] provider selects (builtin | openai). ZK_CONFIG
+ * with a message naming the key when the settings are unusable. */
+zk_rc llm_embedder_from_config(const zk_config *cfg, llm_embedder **out, char *err);
 void llm_embedder_free(llm_embedder *e);
 
 /* Model identifier recorded per knowledge base, e.g. "builtin-hash-v1". */

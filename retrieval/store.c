@@ -279,16 +279,18 @@ const char *ret_put_status_name(ret_put_status st)
 }
 
 zk_rc ret_doc_is_unchanged(ret_store *s, int64_t kb, const char *ext_id, const char *sha256,
-                           int *out_same, char *err)
+                           int retry_failed, int *out_same, char *err)
 {
     sqlite3_stmt *st = NULL;
     *out_same = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM documents WHERE kb_id = ? AND ext_id = ? "
-                                  "AND sha256 = ? AND status = 'indexed'", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM documents WHERE kb_id = ? AND ext_id = ? AND sha256 = ? "
+                                  "AND (status = 'indexed' AND error IS NULL OR (?4 = 0 AND status = 'failed'))",
+                           -1, &st, NULL) != SQLITE_OK)
         return db_fail(s, err, "document lookup");
     sqlite3_bind_int64(st, 1, kb);
     sqlite3_bind_text(st, 2, ext_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, retry_failed);
     int r = sqlite3_step(st);
     sqlite3_finalize(st);
     if (r == SQLITE_ROW) *out_same = 1;
@@ -470,6 +472,54 @@ out:
         exec(s, "ROLLBACK TO doc_put", NULL);
         exec(s, "RELEASE doc_put", NULL);
     }
+    return rc;
+}
+
+zk_rc ret_doc_put_failed(ret_store *s, int64_t kb, const ret_doc_in *doc, const char *reason, char *err)
+{
+    zk_rc rc;
+    sqlite3_stmt *st = NULL;
+    if ((rc = exec(s, "SAVEPOINT doc_failed", err)) != ZK_OK) return rc;
+    /* an indexed document keeps its content: only the reason is noted (its
+     * sha256 stays the indexed one, so a later good version replaces it) */
+    if (sqlite3_prepare_v2(s->db, "UPDATE documents SET error = ?3, updated_at = unixepoch() "
+                                  "WHERE kb_id = ?1 AND ext_id = ?2 AND status = 'indexed'", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "document update");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, kb);
+    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) { rc = db_fail(s, err, "document update"); goto out; }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_changes(s->db) > 0) goto out;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO documents(kb_id, ext_id, source, title, format, sha256, bytes, "
+                                  "status, error, nchunks) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'failed', ?8, 0) "
+                                  "ON CONFLICT(kb_id, ext_id) DO UPDATE SET sha256 = excluded.sha256, "
+                                  "bytes = excluded.bytes, error = excluded.error, updated_at = unixepoch()",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "document insert");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, kb);
+    sqlite3_bind_text(st, 2, doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, doc->source ? doc->source : doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, doc->title ? doc->title : doc->ext_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, doc->format, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, doc->sha256 ? doc->sha256 : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, doc->bytes);
+    sqlite3_bind_text(st, 8, reason, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) { rc = db_fail(s, err, "document insert"); goto out; }
+    if (sqlite3_changes(s->db) > 0 && doc->nacl) {
+        int64_t id = 0;
+        if ((rc = ret_doc_find(s, kb, doc->ext_id, &id, err)) == ZK_OK) rc = write_acl(s, id, doc, err);
+    }
+out:
+    sqlite3_finalize(st);
+    if (rc == ZK_OK) return exec(s, "RELEASE doc_failed", err);
+    exec(s, "ROLLBACK TO doc_failed", NULL);
+    exec(s, "RELEASE doc_failed", NULL);
     return rc;
 }
 
@@ -666,6 +716,141 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err)
     }
     return ZK_OK;
 }
+
+/* ---- re-embedding (zhiku reindex) ------------------------------------------- */
+
+#define REINDEX_BATCH 256
+
+typedef struct {
+    int64_t *ids;
+    char **texts;
+    size_t *lens;
+    size_t n;
+} batch;
+
+static void batch_clear(batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) zk_free(b->texts[i]);
+    b->n = 0;
+}
+
+static zk_rc count_chunks(sqlite3 *db, int64_t kb, size_t *out, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    *out = 0;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE d.kb_id = ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "count chunks: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, kb);
+    if (sqlite3_step(st) == SQLITE_ROW) *out = (size_t)sqlite3_column_int64(st, 0);
+    else rc = zk_fail(err, ZK_DB, "count chunks: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Embed one batch and write its vectors and change-log entries. */
+static zk_rc flush_batch(ret_store *s, llm_embedder *emb, int64_t kb, batch *b, float *vecs,
+                         sqlite3_stmt *put_vec, sqlite3_stmt *put_change, char *err)
+{
+    sqlite3 *db = s->db;
+    int dim = llm_embedder_dim(emb);
+    zk_rc rc = llm_embed(emb, b->n, (const char *const *)b->texts, b->lens, vecs, err);
+    if (rc != ZK_OK) return rc;
+    for (size_t i = 0; i < b->n; i++) {
+        sqlite3_reset(put_vec);
+        sqlite3_bind_int64(put_vec, 1, b->ids[i]);
+        sqlite3_bind_blob(put_vec, 2, vecs + i * (size_t)dim, (int)(sizeof(float) * (size_t)dim), SQLITE_STATIC);
+        sqlite3_reset(put_change);
+        sqlite3_bind_int64(put_change, 1, kb);
+        sqlite3_bind_int64(put_change, 2, b->ids[i]);
+        if (sqlite3_step(put_vec) != SQLITE_DONE || sqlite3_step(put_change) != SQLITE_DONE)
+            return zk_fail(err, ZK_DB, "write vectors: %s", sqlite3_errmsg(db));
+    }
+    batch_clear(b);
+    return ZK_OK;
+}
+
+zk_rc ret_kb_reembed(ret_store *s, int64_t kb, llm_embedder *emb, ret_progress_fn progress, void *pctx,
+                     size_t *out_n, char *err)
+{
+    sqlite3 *db = s->db;
+    sqlite3_stmt *sel = NULL, *put_vec = NULL, *put_change = NULL, *put_kb = NULL;
+    int dim = llm_embedder_dim(emb), in_txn = 0;
+    size_t total = 0, done = 0;
+    batch b = {0};
+    float *vecs = NULL;
+    zk_rc rc;
+
+    *out_n = 0;
+    b.ids = zk_calloc(REINDEX_BATCH, sizeof *b.ids);
+    b.texts = zk_calloc(REINDEX_BATCH, sizeof *b.texts);
+    b.lens = zk_calloc(REINDEX_BATCH, sizeof *b.lens);
+    vecs = zk_malloc(REINDEX_BATCH * (size_t)dim * sizeof *vecs);
+    if (!b.ids || !b.texts || !b.lens || !vecs) { rc = zk_fail(err, ZK_NOMEM, "reindex: out of memory"); goto out; }
+    if ((rc = ret_store_begin(s, err)) != ZK_OK) goto out;
+    in_txn = 1;
+    if ((rc = count_chunks(db, kb, &total, err)) != ZK_OK) goto out;
+    if (sqlite3_prepare_v2(db, "SELECT c.id, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                               "WHERE d.kb_id = ? ORDER BY c.id", -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO vectors(chunk_id, vec) VALUES (?, ?)", -1, &put_vec, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO changes(kb_id, chunk_id, op) VALUES (?, ?, 1)", -1, &put_change, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "UPDATE kb SET embed_model = ?, embed_dim = ? WHERE id = ?", -1, &put_kb, NULL) != SQLITE_OK) {
+        rc = zk_fail(err, ZK_DB, "reindex: %s", sqlite3_errmsg(db));
+        goto out;
+    }
+    sqlite3_bind_int64(sel, 1, kb);
+    int r;
+    while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(sel, 1);
+        size_t len = (size_t)sqlite3_column_bytes(sel, 1);
+        b.ids[b.n] = sqlite3_column_int64(sel, 0);
+        b.lens[b.n] = len;
+        if (!(b.texts[b.n] = zk_malloc(len + 1))) { rc = zk_fail(err, ZK_NOMEM, "reindex: out of memory"); goto out; }
+        memcpy(b.texts[b.n], t ? t : "", len);
+        b.texts[b.n][len] = '\0';
+        b.n++;
+        if (b.n == REINDEX_BATCH) {
+            if ((rc = flush_batch(s, emb, kb, &b, vecs, put_vec, put_change, err)) != ZK_OK) goto out;
+            done += REINDEX_BATCH;
+            if (progress) progress(pctx, done, total);
+        }
+    }
+    if (r != SQLITE_DONE) { rc = zk_fail(err, ZK_DB, "reindex: %s", sqlite3_errmsg(db)); goto out; }
+    done += b.n;
+    if (b.n && (rc = flush_batch(s, emb, kb, &b, vecs, put_vec, put_change, err)) != ZK_OK) goto out;
+    sqlite3_bind_text(put_kb, 1, llm_embedder_model(emb), -1, SQLITE_STATIC);
+    sqlite3_bind_int(put_kb, 2, dim);
+    sqlite3_bind_int64(put_kb, 3, kb);
+    if (sqlite3_step(put_kb) != SQLITE_DONE) { rc = zk_fail(err, ZK_DB, "reindex: %s", sqlite3_errmsg(db)); goto out; }
+    sqlite3_finalize(sel);
+    sel = NULL;
+    in_txn = 0;
+    if ((rc = ret_store_commit(s, err)) != ZK_OK) goto out;
+    if (progress) progress(pctx, done, total);
+    *out_n = done;
+    /* the kb's cached index has the old vectors (and maybe dimension): drop
+     * it, so the next use reopens it (an old-dimension snapshot is rebuilt) */
+    for (int i = 0; i < s->nidx; i++) {
+        if (s->idx[i].kb != kb) continue;
+        ret_vindex_free(s->idx[i].vi);
+        s->idx[i] = s->idx[--s->nidx];
+        break;
+    }
+out:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(put_vec);
+    sqlite3_finalize(put_change);
+    sqlite3_finalize(put_kb);
+    if (in_txn) ret_store_rollback(s);
+    if (b.texts) batch_clear(&b);
+    zk_free(b.ids);
+    zk_free(b.texts);
+    zk_free(b.lens);
+    zk_free(vecs);
+    return rc;
+}
+
 
 /* ---- consistency check ------------------------------------------------------ */
 

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 #include "zk.h"
 #include "retrieval/vindex.h"
+#include "llm/embed.h"
 
 typedef struct ret_store ret_store;
 
@@ -75,9 +76,17 @@ typedef struct {
 typedef enum { RET_PUT_INDEXED = 0, RET_PUT_UNCHANGED, RET_PUT_REPLACED } ret_put_status;
 const char *ret_put_status_name(ret_put_status st);
 
-/* 1 in *out_same when ext_id exists in kb, is indexed, with this sha256. */
+/* 1 in *out_same when ext_id exists in kb with this sha256 and is indexed
+ * — or failed, unless retry_failed (a file that failed stays failed until
+ * it changes or the caller asks to retry). */
 zk_rc ret_doc_is_unchanged(ret_store *s, int64_t kb, const char *ext_id, const char *sha256,
-                           int *out_same, char *err);
+                           int retry_failed, int *out_same, char *err);
+
+/* Record a document that could not be ingested: a new one gets a row with
+ * status 'failed' and the reason (no chunks, readable by doc->acl); an
+ * existing one keeps its indexed content and gets the reason noted in
+ * `error` (so `docs list --failed` shows it). */
+zk_rc ret_doc_put_failed(ret_store *s, int64_t kb, const ret_doc_in *doc, const char *reason, char *err);
 
 /* Insert or replace a document with its chunks and vectors (n * dim floats,
  * may be NULL when dim == 0) atomically. */
@@ -98,6 +107,15 @@ zk_rc ret_doc_find(ret_store *s, int64_t kb, const char *ref, int64_t *out_doc_i
 zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err);
 /* Replay changes into every open index; save snapshots when save = 1. */
 zk_rc ret_store_sync(ret_store *s, int save, char *err);
+
+/* Re-embed every chunk of kb with emb (`zhiku reindex`, after [embedding]
+ * changed): all new vectors, one change-log entry per chunk and the kb's
+ * recorded model and dimension are written in ONE transaction, so a
+ * failing embedder changes nothing. progress (may be NULL) is called after
+ * each batch. The kb's vector index is reopened on next use. */
+typedef void (*ret_progress_fn)(void *ctx, size_t done, size_t total);
+zk_rc ret_kb_reembed(ret_store *s, int64_t kb, llm_embedder *emb, ret_progress_fn progress, void *pctx,
+                     size_t *out_n, char *err);
 
 /* Consistency check used by `zhiku check` and the crash test: SQLite
  * integrity, every document complete (chunks = nchunks, FTS rows and

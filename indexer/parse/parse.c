@@ -6,11 +6,13 @@
  * costs O(64 KiB) whatever the file size; conversion and parsing are linear. */
 #include "indexer/parse/parse.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "buf.h"
 #include "indexer/charset.h"
+#include "indexer/parse/zipread.h"
 #include "utf8.h"
 
 #define SAMPLE_LEN ((size_t)64 << 10)
@@ -216,6 +218,49 @@ static int md_score(const char *s, size_t len)
     return headings >= 2 || fences >= 2 || first_line_heading || (headings && fences);
 }
 
+/* Delimited text (CSV/TSV): the first lines (up to 20 records, quote-aware)
+ * all carry the same non-zero count of one delimiter. Guards against prose:
+ * 3+ records, and for "," and ";" short average fields; a leading "|" is a
+ * Markdown table, not CSV. */
+static int looks_csv(const char *s, size_t len, int truncated)
+{
+    static const char delims[] = {',', '\t', ';', '|'};
+    for (size_t d = 0; d < sizeof delims; d++) {
+        char c = delims[d];
+        size_t records = 0, count = 0, want = 0, bytes = 0;
+        int quoted = 0, ok = 1, line_start = 1;
+        for (size_t i = 0; i < len && records < 20 && ok; i++) {
+            char ch = s[i];
+            if (line_start && c == '|' && ch == '|') { ok = 0; break; }
+            line_start = 0;
+            if (ch == '"') quoted = !quoted;
+            else if (!quoted && ch == c) count++;
+            else if (!quoted && ch == '\n') {
+                size_t rec_end = i;
+                line_start = 1;
+                if (rec_end == 0 || s[rec_end - 1] == '\n' || (s[rec_end - 1] == '\r' && rec_end >= 2 && s[rec_end - 2] == '\n'))
+                    continue;   /* blank line */
+                if (records == 0) want = count;
+                if (count == 0 || count != want) ok = 0;
+                records++;
+                count = 0;
+            }
+            bytes++;
+        }
+        if (!ok) continue;
+        /* a final record without newline counts unless the sample was cut */
+        if (!truncated && count > 0 && records < 20) {
+            if (records == 0) want = count;
+            if (count != want) continue;
+            records++;
+        }
+        if (records < 3 || want == 0) continue;
+        if ((c == ',' || c == ';') && bytes / (records * (want + 1)) > 40) continue;
+        return 1;
+    }
+    return 0;
+}
+
 /* Detection on text that is ASCII-compatible (UTF-8 or a legacy charset). */
 static const char *detect_text(const char *name, const char *s, size_t len)
 {
@@ -228,16 +273,57 @@ static const char *detect_text(const char *name, const char *s, size_t len)
     if (!strcasecmp(ext, "html") || !strcasecmp(ext, "htm") || !strcasecmp(ext, "xhtml"))
         return "html";
     if (!strcasecmp(ext, "txt") || !strcasecmp(ext, "text")) return "txt";
+    if (!strcasecmp(ext, "csv") || !strcasecmp(ext, "tsv")) return "csv";
     size_t tags = html_tag_count(s, n);
     if (tags >= 8 && tags * 200 >= n) return "html";
     if (md_score(s, n)) return "md";
+    if (looks_csv(s, n, n < len)) return "csv";
     return "txt";
+}
+
+/* Formats recognised by their bytes rather than as text: ZIP containers
+ * (by their entries), and legacy binary formats we refuse with a reason.
+ * Legacy Word .doc (OLE2 compound files) and RTF are not parsed: Debian has
+ * no sound, maintained C library for either (antiword/catdoc/unrtf are
+ * programs, not libraries), and converting to .docx keeps far more
+ * structure. ZK_OK with *out_fmt NULL: not a container, treat as text. */
+static zk_rc container_format(const char *name, const char *data, size_t len, const char **out_fmt,
+                              char *err)
+{
+    const char *ext = name_ext(name);
+    *out_fmt = NULL;
+    if (len >= 8 && memcmp(data, "\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) == 0) {
+        if (!strcasecmp(ext, "xls"))
+            return zk_fail(err, ZK_UNSUPPORTED, "unsupported format: legacy Excel .xls (convert to .xlsx)");
+        if (!strcasecmp(ext, "ppt"))
+            return zk_fail(err, ZK_UNSUPPORTED, "unsupported format: legacy PowerPoint .ppt (convert to .pptx)");
+        return zk_fail(err, ZK_UNSUPPORTED, "unsupported format: legacy Word .doc (convert to .docx)");
+    }
+    const char *q = data, *end = data + len;
+    if (end - q >= 3 && memcmp(q, "\xEF\xBB\xBF", 3) == 0) q += 3;
+    q = skip_ws(q, end);
+    if (end - q >= 5 && memcmp(q, "{\\rtf", 5) == 0)
+        return zk_fail(err, ZK_UNSUPPORTED, "unsupported format: RTF (convert to .docx)");
+    if (len < 4 || memcmp(data, "PK\x03\x04", 4) != 0) return ZK_OK;
+    idx__zip *z = NULL;
+    zk_rc rc = idx__zip_open(data, len, &z, err);
+    idx__zip_close(z);
+    if (rc != ZK_OK) return rc;
+    if (!(*out_fmt = idx__zip_format(data, len)))
+        return zk_fail(err, ZK_UNSUPPORTED,
+                       "unsupported format: ZIP archive that is not a docx, xlsx, pptx, odt or epub document");
+    return ZK_OK;
 }
 
 const char *idx_detect_format(const char *name, const char *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
     if (!data) return NULL;
+    if (len >= 5 && memcmp(data, "%PDF-", 5) == 0) return "pdf";   /* binary; pdf.c */
+    const char *cf = NULL;
+    char cerr[ZK_ERRLEN];
+    if (container_format(name, data, len, &cf, cerr) != ZK_OK) return NULL;
+    if (cf) return cf;
     if (looks_wide(p, len)) {
         char *u = NULL;
         size_t ulen = 0;
@@ -308,6 +394,25 @@ zk_rc idx_parse(const char *name, const char *data, size_t len, idx_parsed **out
     *out = NULL;
     if (!data && len) return zk_fail(err, ZK_INVALID, "NULL data");
     if (!data) data = "";
+    if (len >= 5 && memcmp(data, "%PDF-", 5) == 0) {   /* PDF: raw bytes to pdf.c */
+        if (!(doc = idx__parsed_new())) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+        if ((rc = idx__parse_pdf(name, data, len, doc, err)) != ZK_OK) goto out;
+        goto titled;
+    }
+    const char *cf = NULL;
+    if ((rc = container_format(name, data, len, &cf, err)) != ZK_OK) goto out;
+    if (cf) {
+        if (!(doc = idx__parsed_new())) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+        doc->format = cf;
+        snprintf(doc->charset, sizeof doc->charset, "UTF-8");
+        if (!strcmp(cf, "docx")) rc = idx__parse_docx(name, data, len, doc, err);
+        else if (!strcmp(cf, "xlsx")) rc = idx__parse_xlsx(name, data, len, doc, err);
+        else if (!strcmp(cf, "pptx")) rc = idx__parse_pptx(name, data, len, doc, err);
+        else if (!strcmp(cf, "odt")) rc = idx__parse_odt(name, data, len, doc, err);
+        else rc = idx__parse_epub(name, data, len, doc, err);
+        if (rc != ZK_OK) goto out;
+        goto titled;
+    }
     if (!looks_wide(p, len) && looks_binary(p, len)) {
         rc = zk_fail(err, ZK_UNSUPPORTED, "binary content is not a supported format");
         goto out;
@@ -318,8 +423,10 @@ zk_rc idx_parse(const char *name, const char *data, size_t len, idx_parsed **out
 
     if (!strcmp(doc->format, "html")) rc = idx__parse_html(name, utf8, ulen, doc, err);
     else if (!strcmp(doc->format, "md")) rc = idx__parse_md(name, utf8, ulen, doc, err);
+    else if (!strcmp(doc->format, "csv")) rc = idx__parse_csv(name, utf8, ulen, doc, err);
     else rc = idx__parse_txt(name, utf8, ulen, doc, err);
     if (rc != ZK_OK) goto out;
+titled:;
 
     char *t = doc->title ? clean_title(doc->title) : NULL;
     zk_free(doc->title);

@@ -22,14 +22,17 @@ typedef struct {
 
 typedef struct {
     char *title;       /* best title: <title>, first H1, first line; owned, never NULL after parse */
-    const char *format;/* "txt", "md", "html" (static string) */
+    const char *format;/* "txt", "md", "html", "csv", "docx", "xlsx", "pptx",
+                          "odt", "epub" (static string) */
     char charset[32];  /* detected source encoding */
     idx_block *blocks;
     size_t nblocks, cap;
 } idx_parsed;
 
 /* Detect format from content and name (name may be NULL). Returns a static
- * string such as "txt", "md", "html", or NULL when unsupported. */
+ * string such as "txt", "md", "html", "csv", "docx", or NULL when
+ * unsupported (binary, legacy .doc, RTF, ZIPs that are not documents).
+ * ZIP containers are recognised by their entries, not their name. */
 const char *idx_detect_format(const char *name, const char *data, size_t len);
 
 /* Parse data. `name` is the file name (for format hints and the fallback
@@ -46,5 +49,16 @@ idx_parsed *idx__parsed_new(void);
 zk_rc idx__parse_txt(const char *name, const char *utf8, size_t len, idx_parsed *doc, char *err);
 zk_rc idx__parse_md(const char *name, const char *utf8, size_t len, idx_parsed *doc, char *err);
 zk_rc idx__parse_html(const char *name, const char *utf8, size_t len, idx_parsed *doc, char *err);
+zk_rc idx__parse_csv(const char *name, const char *utf8, size_t len, idx_parsed *doc, char *err);
+
+/* Container formats (ZIP): data is the raw archive, not text. They set
+ * doc->title when the document names one. */
+zk_rc idx__parse_docx(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
+zk_rc idx__parse_xlsx(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
+zk_rc idx__parse_pptx(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
+zk_rc idx__parse_odt(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
+zk_rc idx__parse_epub(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
+/* PDF (indexer/parse/pdf.c): raw "%PDF-" bytes; sets format "pdf" and the title. */
+zk_rc idx__parse_pdf(const char *name, const char *data, size_t len, idx_parsed *doc, char *err);
 
 #endif
