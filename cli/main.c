@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+
 #include "cli/cli.h"
 
 #define ZHIKU_VERSION "0.1.0"
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
     cli_ctx c;
     int verbose = 0, code;
     memset(&c, 0, sizeof c);
+    xmlInitParser();   /* once, before any thread: libxml2's globals are not lazily thread-safe */
     if (take_globals(&argc, argv, &c, &verbose) < 0) return 2;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);

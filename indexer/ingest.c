@@ -52,6 +52,13 @@ typedef struct {
     job *head, *tail;
 } jobq;
 
+/* An outcome written in the open transaction: reported once it commits. */
+typedef struct {
+    char *label, *reason;
+    idx_status st;
+    size_t nchunks, text_bytes;
+} outcome;
+
 struct idx_ingester {
     ret_store *store;
     llm_embedder *emb;
@@ -59,6 +66,8 @@ struct idx_ingester {
     idx_ingest_stats stats;
     int in_txn;
     int pending;          /* documents written in the open transaction */
+    outcome *outcomes;    /* their outcomes, reported after COMMIT */
+    size_t noutcomes, capoutcomes;
     int model_checked;
     /* worker pool */
     pthread_t *threads;
@@ -226,12 +235,60 @@ static void report(idx_ingester *ing, const char *id, idx_status st, size_t nchu
     if (ing->opts.report) ing->opts.report(ing->opts.report_ctx, id, st, nchunks, reason);
 }
 
+static zk_rc defer(idx_ingester *ing, const char *label, idx_status st, size_t nchunks, size_t text_bytes,
+                   const char *reason, char *err)
+{
+    if (ing->noutcomes == ing->capoutcomes) {
+        size_t cap = ing->capoutcomes ? ing->capoutcomes * 2 : 64;
+        outcome *p = zk_realloc(ing->outcomes, cap * sizeof *p);
+        if (!p) return zk_fail(err, ZK_NOMEM, "out of memory");
+        ing->outcomes = p;
+        ing->capoutcomes = cap;
+    }
+    outcome *o = &ing->outcomes[ing->noutcomes];
+    o->label = zk_strdup(label);
+    o->reason = reason ? zk_strdup(reason) : NULL;
+    if (!o->label || (reason && !o->reason)) {
+        zk_free(o->label);
+        zk_free(o->reason);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
+    o->st = st;
+    o->nchunks = nchunks;
+    o->text_bytes = text_bytes;
+    ing->noutcomes++;
+    return ZK_OK;
+}
+
+/* Report the batch's outcomes: as written when it committed, as failed
+ * (with why) when it was rolled back. */
+static void flush_outcomes(idx_ingester *ing, const char *rollback_reason)
+{
+    for (size_t i = 0; i < ing->noutcomes; i++) {
+        outcome *o = &ing->outcomes[i];
+        if (rollback_reason) {
+            report(ing, o->label, IDX_FAILED, 0, rollback_reason);
+        } else {
+            if (o->st == IDX_INDEXED || o->st == IDX_REPLACED) {
+                ing->stats.chunks += o->nchunks;
+                ing->stats.text_bytes += o->text_bytes;
+            }
+            report(ing, o->label, o->st, o->nchunks, o->reason);
+        }
+        zk_free(o->label);
+        zk_free(o->reason);
+    }
+    ing->noutcomes = 0;
+}
+
 static zk_rc commit_batch(idx_ingester *ing, char *err)
 {
     if (!ing->in_txn) return ZK_OK;
     ing->in_txn = 0;
     ing->pending = 0;
-    return ret_store_commit(ing->store, err);
+    zk_rc rc = ret_store_commit(ing->store, err);
+    flush_outcomes(ing, rc == ZK_OK ? NULL : "not saved: the write transaction failed");
+    return rc;
 }
 
 static zk_rc begin_batch(idx_ingester *ing, char *err)
@@ -263,8 +320,7 @@ static zk_rc write_job(idx_ingester *ing, job *j, char *err)
         din.title = j->title ? j->title : j->ext_id;
         if ((rc = begin_batch(ing, err)) != ZK_OK) return rc;
         if ((rc = ret_doc_put_failed(ing->store, ing->opts.kb, &din, j->err, err)) != ZK_OK) return rc;
-        report(ing, label, IDX_FAILED, 0, j->err);
-        return ZK_OK;
+        return defer(ing, label, IDX_FAILED, 0, 0, j->err, err);
     }
     int dim = llm_embedder_dim(ing->emb);
     if (!ing->model_checked) {
@@ -288,15 +344,16 @@ static zk_rc write_job(idx_ingester *ing, job *j, char *err)
         rc = ret_doc_put(ing->store, ing->opts.kb, &din, cin, n, j->vecs, dim, &st, NULL, derr);
     zk_free(cin);
     if (rc != ZK_OK) {
+        /* inside a batch a failed write dooms the batch (it rolls back) */
         report(ing, label, IDX_FAILED, 0, derr);
-        return fatal(rc) ? zk_fail(err, rc, "%s", derr) : ZK_OK;
+        return zk_fail(err, rc == ZK_OK ? ZK_DB : rc, "%s", derr);
     }
-    if (st != RET_PUT_UNCHANGED) {
-        ing->stats.chunks += n;
-        for (size_t b = 0; b < j->doc->nblocks; b++) ing->stats.text_bytes += j->doc->blocks[b].len;
-    }
-    report(ing, label, st == RET_PUT_REPLACED ? IDX_REPLACED : st == RET_PUT_UNCHANGED ? IDX_UNCHANGED : IDX_INDEXED,
-           n, NULL);
+    size_t text_bytes = 0;
+    for (size_t b = 0; b < j->doc->nblocks; b++) text_bytes += j->doc->blocks[b].len;
+    if ((rc = defer(ing, label, st == RET_PUT_REPLACED ? IDX_REPLACED : st == RET_PUT_UNCHANGED ? IDX_UNCHANGED
+                                                                                                 : IDX_INDEXED,
+                    n, text_bytes, NULL, err)) != ZK_OK)
+        return rc;
     if (++ing->pending >= ing->opts.batch_docs) return commit_batch(ing, err);
     return ZK_OK;
 }
@@ -364,6 +421,8 @@ void idx_ingester_free(idx_ingester *ing)
     while ((j = q_pop(&ing->todo))) job_free(j);
     while ((j = q_pop(&ing->done))) job_free(j);
     if (ing->in_txn) ret_store_rollback(ing->store);
+    flush_outcomes(ing, "not saved: ingestion stopped before this batch was committed");
+    zk_free(ing->outcomes);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->have_work);
     pthread_cond_destroy(&ing->have_done);
@@ -595,7 +654,7 @@ static zk_rc prune_missing(idx_ingester *ing, const char *root, char *err)
     sqlite3_finalize(st);
     for (size_t i = 0; i < n && rc == ZK_OK; i++) {
         if ((rc = begin_batch(ing, err)) == ZK_OK && (rc = ret_doc_delete(ing->store, ids[i], err)) == ZK_OK)
-            report(ing, srcs[i], IDX_PRUNED, 0, "source file no longer exists");
+            rc = defer(ing, srcs[i], IDX_PRUNED, 0, 0, "source file no longer exists", err);
     }
     for (size_t i = 0; i < n; i++) zk_free(srcs[i]);
     zk_free(srcs);

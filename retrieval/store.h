@@ -117,6 +117,10 @@ typedef void (*ret_progress_fn)(void *ctx, size_t done, size_t total);
 zk_rc ret_kb_reembed(ret_store *s, int64_t kb, llm_embedder *emb, ret_progress_fn progress, void *pctx,
                      size_t *out_n, char *err);
 
+/* Decode a stored vector (float16, or float32 from older databases) into
+ * out[dim]; 0 when the blob has neither size. */
+int ret__vector_decode(const void *blob, int bytes, int dim, float *out);
+
 /* Consistency check used by `zhiku check` and the crash test: SQLite
  * integrity, every document complete (chunks = nchunks, FTS rows and
  * vectors present for each chunk), FTS integrity, and the vector index
