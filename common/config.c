@@ -57,6 +57,26 @@ static const known_key known[] = {
     {"answer", "max_sentences", "3", "extractive answer: sentences at most", 0},
     {"answer", "max_chars", "600", "extractive answer: characters at most", 0},
     {"answer", "min_score", "0.2", "extractive answer: minimum query-term coverage, else not found", 0},
+    {"answer", "min_bm25", "4.0", "not-found gate: some hit must reach this raw BM25 score ...", 0},
+    {"answer", "min_similarity", "0.35", "... or this cosine similarity, else \"not found\" without calling a model", 0},
+    {"answer", "max_prompt_tokens", "3000", "LLM answers: token budget of the numbered sources in the prompt", 0},
+    {"answer", "weak_support", "0.5", "citations whose sentences share less of their content terms with the cited chunk are flagged weak", 0},
+    {"llm", "providers", "", "chat providers tried in order, e.g. local, cloud (each configured in [llm.NAME]); empty = extractive answers", 0},
+    {"llm", "rewrite_followups", "true", "rewrite a follow-up question into a standalone query with the model before retrieval", 0},
+    {"llm.*", "base_url", "", "OpenAI-compatible API root, e.g. http://127.0.0.1:11434/v1 (Ollama native: .../api)", 0},
+    {"llm.*", "model", "", "model name", 0},
+    {"llm.*", "api_key", "", "bearer key; use ${ENV_VAR}", 1},
+    {"llm.*", "remote", "auto", "true: data leaves the host (never used for local_only knowledge bases); auto = false only for loopback URLs", 0},
+    {"llm.*", "connect_timeout_ms", "3000", "connection timeout", 0},
+    {"llm.*", "first_token_timeout_ms", "30000", "no answer text within this → next provider", 0},
+    {"llm.*", "timeout_ms", "120000", "whole-answer timeout", 0},
+    {"llm.*", "max_tokens", "1024", "answer length cap sent to the model", 0},
+    {"llm.*", "temperature", "0.1", "sampling temperature", 0},
+    {"rerank", "base_url", "", "optional reranker: POST {base_url}/rerank (Jina/Cohere/llama.cpp/TEI); empty = fused order", 0},
+    {"rerank", "model", "", "reranker model name", 0},
+    {"rerank", "api_key", "", "bearer key; use ${ENV_VAR}", 1},
+    {"rerank", "timeout_ms", "2000", "on timeout or error the fused order is kept", 0},
+    {"rerank", "top_n", "20", "fused hits sent to the reranker", 0},
 };
 
 typedef struct {
@@ -73,10 +93,23 @@ struct zk_config {
     char *path;
 };
 
+/* 1 when section matches the table's section name; "llm.*" stands for
+ * every [llm.NAME] with a non-empty NAME without further dots. */
+static int section_matches(const char *pattern, const char *section)
+{
+    size_t pl = strlen(pattern);
+    if (pl >= 2 && !strcmp(pattern + pl - 2, ".*")) {
+        size_t prefix = pl - 1;   /* "llm." */
+        return !strncmp(section, pattern, prefix) && section[prefix] != '\0' &&
+               !strchr(section + prefix, '.');
+    }
+    return !strcmp(pattern, section);
+}
+
 static const known_key *find_known(const char *section, const char *key)
 {
     for (size_t i = 0; i < ZK_ARRAY_LEN(known); i++)
-        if (!strcmp(known[i].section, section) && !strcmp(known[i].key, key)) return &known[i];
+        if (section_matches(known[i].section, section) && !strcmp(known[i].key, key)) return &known[i];
     return NULL;
 }
 

@@ -247,11 +247,6 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
     zk_rc rc;
     ret_vindex *vi = NULL;
     if (!emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
-    rc = ret_store_vindex(s, o->kb, &vi, err);
-    if (rc == ZK_NOTFOUND) return ZK_OK;          /* no vectors yet: empty list */
-    if (rc != ZK_OK) return rc;
-    if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK)
-        return rc;
     int dim = llm_embedder_dim(emb);
     int64_t *allowed = NULL;
     size_t nallowed = 0;
@@ -259,8 +254,14 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
     int64_t *ids = zk_malloc(sizeof(int64_t) * (size_t)o->vector_k);
     float *scores = zk_malloc(sizeof(float) * (size_t)o->vector_k);
     if (!q || !ids || !scores) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    /* embed before taking the index lock: a remote embedder may be slow */
     size_t qlen = strlen(query);
     if ((rc = llm_embed(emb, 1, &query, &qlen, q, err)) != ZK_OK) goto out;
+    rc = ret_store_vindex_read(s, o->kb, &vi, err);   /* read-locked until out: */
+    if (rc == ZK_NOTFOUND) { rc = ZK_OK; goto out; }  /* no vectors yet: empty list */
+    if (rc != ZK_OK) goto out;
+    /* the kb has vectors, so its model is recorded: this only compares */
+    if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK) goto out;
     int got = 0;
     if (o->caller->admin && o->nfilters == 0) {
         rc = ret_vindex_search(vi, q, o->vector_k, ids, scores, &got, err);
@@ -281,6 +282,7 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
         x->sim = scores[i];
     }
 out:
+    ret_store_vindex_done(s, vi);
     zk_free(q);
     zk_free(ids);
     zk_free(scores);

@@ -7,6 +7,7 @@
 #include "retrieval/store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,24 @@
 
 #define MAX_KB_INDEXES 64
 
+/* One knowledge base's vector index. Readers (searches) hold `lock` for
+ * reading; replay, rebuild and save take it for writing. */
 typedef struct {
     int64_t kb;
     ret_vindex *vi;
     int dirty;          /* changed since the snapshot was saved */
+    pthread_rwlock_t lock;
 } kb_index;
+
+/* The open vector indexes: private to a store (CLI), or shared by every
+ * store of a server so each index is in memory once. Entries are never
+ * moved or freed before the registry itself. */
+struct ret_indexes {
+    pthread_mutex_t mu;                 /* guards the table, not the indexes */
+    kb_index *idx[MAX_KB_INDEXES];
+    int nidx;
+    char *dir;                          /* data directory */
+};
 
 struct ret_store {
     sqlite3 *db;
@@ -32,9 +46,53 @@ struct ret_store {
     int readonly;
     int in_batch;       /* inside ret_store_begin */
     int batch_broken;   /* a write failed inside the batch: it must roll back */
-    kb_index idx[MAX_KB_INDEXES];
-    int nidx;
+    ret_indexes *ix;    /* vector indexes (own or shared) */
+    int own_ix;
 };
+
+ret_indexes *ret_indexes_new(const char *data_dir)
+{
+    ret_indexes *x = zk_calloc(1, sizeof *x);
+    if (!x) return NULL;
+    if (!(x->dir = zk_strdup(data_dir))) { zk_free(x); return NULL; }
+    pthread_mutex_init(&x->mu, NULL);
+    return x;
+}
+
+zk_rc ret_indexes_save(ret_indexes *x, char *err)
+{
+    zk_rc rc = ZK_OK;
+    if (!x) return ZK_OK;
+    pthread_mutex_lock(&x->mu);
+    for (int i = 0; i < x->nidx && rc == ZK_OK; i++) {
+        kb_index *ki = x->idx[i];
+        pthread_rwlock_wrlock(&ki->lock);
+        if (ki->dirty && (rc = ret_vindex_save(ki->vi, err)) == ZK_OK) ki->dirty = 0;
+        pthread_rwlock_unlock(&ki->lock);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
+void ret_indexes_free(ret_indexes *x)
+{
+    if (!x) return;
+    for (int i = 0; i < x->nidx; i++) {
+        ret_vindex_free(x->idx[i]->vi);
+        pthread_rwlock_destroy(&x->idx[i]->lock);
+        zk_free(x->idx[i]);
+    }
+    pthread_mutex_destroy(&x->mu);
+    zk_free(x->dir);
+    zk_free(x);
+}
+
+void ret_store_share_indexes(ret_store *s, ret_indexes *x)
+{
+    if (s->own_ix) ret_indexes_free(s->ix);
+    s->ix = x;
+    s->own_ix = 0;
+}
 
 static zk_rc db_fail(ret_store *s, char *err, const char *what)
 {
@@ -155,6 +213,8 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
     }
     if ((rc = exec(s, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536", err)) != ZK_OK)
         goto out;
+    if (!(s->ix = ret_indexes_new(data_dir))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    s->own_ix = 1;
     *out = s;
     return ZK_OK;
 out:
@@ -165,14 +225,12 @@ out:
 void ret_store_close(ret_store *s)
 {
     if (!s) return;
-    if (s->db && !s->readonly) {
+    if (s->own_ix) {   /* a shared registry is saved and freed by its owner */
         char err[ZK_ERRLEN];
-        for (int i = 0; i < s->nidx; i++) {
-            if (s->idx[i].dirty && ret_vindex_save(s->idx[i].vi, err) != ZK_OK)
-                ZK_LOG(ZK_LOG_WARN, "saving vector snapshot: %s", err);
-        }
+        if (s->db && !s->readonly && ret_indexes_save(s->ix, err) != ZK_OK)
+            ZK_LOG(ZK_LOG_WARN, "saving vector snapshot: %s", err);
+        ret_indexes_free(s->ix);
     }
-    for (int i = 0; i < s->nidx; i++) ret_vindex_free(s->idx[i].vi);
     if (s->db) sqlite3_close_v2(s->db);
     zk_free(s->dir);
     zk_free(s);
@@ -712,37 +770,97 @@ out:
     return rc;
 }
 
-zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err)
+/* The registry entry of kb, opened (and rebuilt from the database when the
+ * snapshot is missing, corrupt, ahead of the database or of another
+ * dimension) on first use. */
+static zk_rc index_entry(ret_store *s, int64_t kb, kb_index **out, char *err)
 {
-    zk_rc rc;
+    zk_rc rc = ZK_OK;
+    ret_indexes *x = s->ix;
+    char model[256], dir[4096];
+    int dim, rebuilt = 0;
     *out = NULL;
+    if ((rc = kb_model(s, kb, model, sizeof model, &dim, err)) != ZK_OK) return rc;
+    if (dim <= 0) return zk_fail(err, ZK_NOTFOUND, "knowledge base has no vectors yet");
+    pthread_mutex_lock(&x->mu);
     kb_index *ki = NULL;
-    for (int i = 0; i < s->nidx; i++)
-        if (s->idx[i].kb == kb) ki = &s->idx[i];
-    if (!ki) {
-        char model[256], dir[4096];
-        int dim, rebuilt = 0;
-        if ((rc = kb_model(s, kb, model, sizeof model, &dim, err)) != ZK_OK) return rc;
-        if (dim <= 0) return zk_fail(err, ZK_NOTFOUND, "knowledge base has no vectors yet");
-        if (s->nidx == MAX_KB_INDEXES) return zk_fail(err, ZK_ERR, "too many knowledge bases open");
-        snprintf(dir, sizeof dir, "%s/vectors/kb-%lld", s->dir, (long long)kb);
+    for (int i = 0; i < x->nidx; i++)
+        if (x->idx[i]->kb == kb) ki = x->idx[i];
+    if (ki && ret_vindex_dim(ki->vi) != dim) {
+        /* the kb was re-embedded with another dimension (zhiku reindex) */
+        pthread_rwlock_wrlock(&ki->lock);
+        ret_vindex_free(ki->vi);
+        ki->vi = NULL;
+        pthread_rwlock_unlock(&ki->lock);
+    }
+    if (!ki || !ki->vi) {
+        snprintf(dir, sizeof dir, "%s/vectors/kb-%lld", x->dir, (long long)kb);
         ret_vindex *vi = NULL;
-        if ((rc = ret_vindex_open(dir, dim, &vi, &rebuilt, err)) != ZK_OK) return rc;
+        if ((rc = ret_vindex_open(dir, dim, &vi, &rebuilt, err)) != ZK_OK) goto out;
         if (ret_vindex_applied_seq(vi) > max_seq(s, kb)) {
             /* snapshot from another database (restored backup?): rebuild */
             ZK_LOG(ZK_LOG_WARN, "vector snapshot of kb %lld is ahead of the database; rebuilding", (long long)kb);
-            if ((rc = ret_vindex_reset(vi, err)) != ZK_OK) { ret_vindex_free(vi); return rc; }
+            if ((rc = ret_vindex_reset(vi, err)) != ZK_OK) { ret_vindex_free(vi); goto out; }
             rebuilt = 1;
         }
         if (rebuilt) ZK_LOG(ZK_LOG_INFO, "rebuilding vector index of kb %lld from the database", (long long)kb);
-        ki = &s->idx[s->nidx++];
-        ki->kb = kb;
+        if (!ki) {
+            if (x->nidx == MAX_KB_INDEXES) {
+                ret_vindex_free(vi);
+                rc = zk_fail(err, ZK_ERR, "too many knowledge bases open");
+                goto out;
+            }
+            if (!(ki = zk_calloc(1, sizeof *ki))) { ret_vindex_free(vi); rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+            pthread_rwlock_init(&ki->lock, NULL);
+            ki->kb = kb;
+            x->idx[x->nidx++] = ki;
+        }
         ki->vi = vi;
         ki->dirty = rebuilt;
     }
-    if ((rc = replay(s, ki, err)) != ZK_OK) return rc;
+    *out = ki;
+out:
+    pthread_mutex_unlock(&x->mu);
+    return rc;
+}
+
+zk_rc ret_store_vindex_read(ret_store *s, int64_t kb, ret_vindex **out, char *err)
+{
+    kb_index *ki;
+    *out = NULL;
+    zk_rc rc = index_entry(s, kb, &ki, err);
+    if (rc != ZK_OK) return rc;
+    /* bring it up to date under the write lock, then search under a read lock */
+    if (max_seq(s, kb) > ret_vindex_applied_seq(ki->vi)) {
+        pthread_rwlock_wrlock(&ki->lock);
+        rc = replay(s, ki, err);
+        pthread_rwlock_unlock(&ki->lock);
+        if (rc != ZK_OK) return rc;
+    }
+    pthread_rwlock_rdlock(&ki->lock);
     *out = ki->vi;
     return ZK_OK;
+}
+
+void ret_store_vindex_done(ret_store *s, ret_vindex *vi)
+{
+    ret_indexes *x = s->ix;
+    if (!vi) return;
+    pthread_mutex_lock(&x->mu);
+    for (int i = 0; i < x->nidx; i++) {
+        if (x->idx[i]->vi == vi) {
+            pthread_rwlock_unlock(&x->idx[i]->lock);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err)
+{
+    zk_rc rc = ret_store_vindex_read(s, kb, out, err);
+    if (rc == ZK_OK) ret_store_vindex_done(s, *out);
+    return rc;
 }
 
 zk_rc ret_store_sync(ret_store *s, int save, char *err)
@@ -758,12 +876,7 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err)
     }
     sqlite3_finalize(st);
     if (rc != ZK_OK || !save || s->readonly) return rc;
-    for (int i = 0; i < s->nidx; i++) {
-        if (!s->idx[i].dirty) continue;
-        if ((rc = ret_vindex_save(s->idx[i].vi, err)) != ZK_OK) return rc;
-        s->idx[i].dirty = 0;
-    }
-    return ZK_OK;
+    return ret_indexes_save(s->ix, err);
 }
 
 /* ---- re-embedding (zhiku reindex) ------------------------------------------- */
@@ -882,14 +995,8 @@ zk_rc ret_kb_reembed(ret_store *s, int64_t kb, llm_embedder *emb, ret_progress_f
     if ((rc = ret_store_commit(s, err)) != ZK_OK) goto out;
     if (progress) progress(pctx, done, total);
     *out_n = done;
-    /* the kb's cached index has the old vectors (and maybe dimension): drop
-     * it, so the next use reopens it (an old-dimension snapshot is rebuilt) */
-    for (int i = 0; i < s->nidx; i++) {
-        if (s->idx[i].kb != kb) continue;
-        ret_vindex_free(s->idx[i].vi);
-        s->idx[i] = s->idx[--s->nidx];
-        break;
-    }
+    /* an index of another dimension is reopened (and rebuilt) on next use;
+     * one of the same dimension simply replays the re-added vectors */
 out:
     sqlite3_finalize(sel);
     sqlite3_finalize(put_vec);

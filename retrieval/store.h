@@ -9,8 +9,9 @@
  * change-log entries — kill -9 at any moment leaves the old version or the
  * new one. The vector index is brought up to date by replaying `changes`.
  *
- * A ret_store is used by one thread at a time (the server gives each worker
- * its own connection). */
+ * A ret_store (one SQLite connection) is used by one thread at a time; a
+ * server gives each request a store from a pool, all sharing one
+ * ret_indexes registry whose indexes are reader/writer locked. */
 #ifndef RET_STORE_H
 #define RET_STORE_H
 
@@ -103,8 +104,21 @@ zk_rc ret_doc_find(ret_store *s, int64_t kb, const char *ref, int64_t *out_doc_i
 /* ---- vector index ------------------------------------------------------------ */
 
 /* The kb's vector index, opened (or rebuilt) and replayed up to the latest
- * change. Owned by the store. dim is the kb's embedding dimension. */
+ * change, returned READ-LOCKED: searches may run concurrently; release it
+ * with ret_store_vindex_done(). Owned by the store's index registry. */
+zk_rc ret_store_vindex_read(ret_store *s, int64_t kb, ret_vindex **out, char *err);
+void ret_store_vindex_done(ret_store *s, ret_vindex *vi);
+/* Same, released at once: for single-threaded use (CLI, checks, tests). */
 zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err);
+
+/* A registry of vector indexes shared by several stores (connections) of
+ * one data directory, so a server keeps each index in memory once. The
+ * creator saves (ret_indexes_save) and frees it after closing the stores. */
+typedef struct ret_indexes ret_indexes;
+ret_indexes *ret_indexes_new(const char *data_dir);
+zk_rc ret_indexes_save(ret_indexes *x, char *err);
+void ret_indexes_free(ret_indexes *x);
+void ret_store_share_indexes(ret_store *s, ret_indexes *x);
 /* Replay changes into every open index; save snapshots when save = 1. */
 zk_rc ret_store_sync(ret_store *s, int save, char *err);
 

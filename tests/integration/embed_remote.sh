@@ -79,7 +79,7 @@ ctl '{"mode":"ok","reset_stats":true}'
 zk --data-dir "$D" reindex
 assert_contains "$OUT" "openai:fake-embed (dimension 48)" "reindex summary"
 assert_eq "$(sql "$DB" "SELECT embed_model || '/' || embed_dim FROM kb WHERE name='default'")" "openai:fake-embed/48" "kb model recorded"
-assert_eq "$(sql "$DB" "SELECT count(*) FROM vectors WHERE length(vec) != 48*4")" "0" "every vector has the new dimension"
+assert_eq "$(sql "$DB" "SELECT count(*) FROM vectors WHERE length(vec) != 48*2")" "0" "every vector has the new dimension (float16)"
 assert_contains "$(stats)" '"last_auth": "Bearer sk-integration-secret"' "api key sent as bearer"
 zk --data-dir "$D" check
 zk --data-dir "$D" search --mode vector --json "volcanic lava magma"
