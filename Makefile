@@ -22,7 +22,7 @@ endif
 
 # pkg-config flags are computed once the Debian packages are there: the
 # generated $(BUILD)/pkg.mk depends on the deps stamp, and make re-reads it.
-PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c libzip
+PKGS     := sqlite3 jansson libxml-2.0 uchardet openssl libcurl md4c libzip libmicrohttpd
 ifeq ($(filter clean deps,$(MAKECMDGOALS)),)
 -include $(BUILD)/pkg.mk
 endif
@@ -56,7 +56,8 @@ CLI_SRC       := $(wildcard cli/*.c)
 SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
 
 LIB_SRC := $(COMMON_SRC) $(RETRIEVAL_SRC) $(INDEXER_SRC) $(LLM_SRC) $(SERVER_SRC)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema_sql.o \
+WEB_FILES := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg web/*.png web/*.ico))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/schema_sql.o $(BUILD)/obj/gen/web_files.o \
            $(FAISS_SHIM:%.cpp=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libzhiku.a
@@ -106,6 +107,15 @@ $(BUILD)/obj/%.o: %.cpp | $(BUILD)/.deps-ok
 $(BUILD)/gen/schema_sql.c: $(SCHEMA_SQL) tools/embed_sql.sh
 	@mkdir -p $(dir $@)
 	tools/embed_sql.sh $(SCHEMA_SQL) > $@
+
+# The web portal is compiled into the binary too.
+$(BUILD)/gen/web_files.c: $(WEB_FILES) tools/embed_files.sh
+	@mkdir -p $(dir $@)
+	tools/embed_files.sh web/ $(WEB_FILES) > $@
+
+$(BUILD)/obj/gen/web_files.o: $(BUILD)/gen/web_files.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/gen/schema_sql.o: $(BUILD)/gen/schema_sql.c
 	@mkdir -p $(dir $@)

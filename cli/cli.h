@@ -48,6 +48,7 @@ int cmd_docs(cli_ctx *c, int argc, char **argv);
 int cmd_stats(cli_ctx *c, int argc, char **argv);
 int cmd_check(cli_ctx *c, int argc, char **argv);
 int cmd_config(cli_ctx *c, int argc, char **argv);
+int cmd_serve(cli_ctx *c, int argc, char **argv);    /* cli/cmd_serve.c */
 int cmd_user(cli_ctx *c, int argc, char **argv);    /* cli/cmd_users.c */
 int cmd_group(cli_ctx *c, int argc, char **argv);
 int cmd_kb(cli_ctx *c, int argc, char **argv);
@@ -55,6 +56,8 @@ int cmd_token(cli_ctx *c, int argc, char **argv);   /* cli/cmd_tokens.c */
 int cmd_audit(cli_ctx *c, int argc, char **argv);
 int cmd_acl(cli_ctx *c, int argc, char **argv);     /* cli/cmd_acl.c */
 int cmd_reindex(cli_ctx *c, int argc, char **argv); /* cli/cmd_reindex.c */
+int cmd_usage(cli_ctx *c, int argc, char **argv);   /* cli/cmd_usage.c */
+int cmd_backup(cli_ctx *c, int argc, char **argv);  /* cli/cmd_backup.c */
 
 /* Tiny option parser shared by the verbs: recognises --name VALUE,
  * --name=VALUE and boolean --flag. Non-options are collected in order. */

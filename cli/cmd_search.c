@@ -60,10 +60,14 @@ json_t *cli_answer_json(const llm_result *r)
         json_object_set_new(j, "start", json_integer(c->start));
         json_object_set_new(j, "end", json_integer(c->end));
         if (c->page > 0) json_object_set_new(j, "page", json_integer(c->page));
+        json_object_set_new(j, "doc", json_integer(c->doc_id));
+        json_object_set_new(j, "support", json_real(c->support));
+        if (c->weak) json_object_set_new(j, "weak", json_true());
         json_array_append_new(cits, j);
     }
     json_object_set_new(o, "citations", cits);
     if (r->not_found) json_object_set_new(o, "not_found", json_true());
+    json_object_set_new(o, "provider", json_string(r->provider));
     return o;
 }
 
@@ -252,8 +256,11 @@ int cmd_ask(cli_ctx *c, int argc, char **argv)
              "extractive answerer picks the best supporting sentences, each followed by\n"
              "its citation [n]. When nothing relevant is found it says so.\n"
              "--json prints {\"answer\", \"citations\": [{\"n\", \"id\", \"source\", \"title\",\n"
-             "\"heading\", \"chunk\", \"start\", \"end\", \"page\"?}], \"not_found\"?} where\n"
-             "start/end are the cited sentence's character offsets in the document.");
+             "\"heading\", \"chunk\", \"start\", \"end\", \"page\"?, \"doc\", \"support\", \"weak\"?}],\n"
+             "\"not_found\"?, \"provider\"} where start/end are the cited passage's character\n"
+             "offsets in the document and weak marks a claim its source barely supports.\n"
+             "With [llm] providers configured the answer comes from the model (see\n"
+             "`zhiku config`), else from the extractive answerer.");
         return 0;
     }
     ret_search_opts o;
@@ -270,8 +277,17 @@ int cmd_ask(cli_ctx *c, int argc, char **argv)
     char *q = join_args(npos, argv);
     llm_answer_opts ao;
     llm_answer_opts_init(&ao, c->cfg);
+    llm_providers *prov = NULL;
+    llm_reranker *rr = NULL;
     llm_result r;
-    zk_rc rc = llm_ask(c->store, c->emb, q, &o, &ao, &r, c->err);
+    memset(&r, 0, sizeof r);
+    zk_rc rc = llm_providers_from_config(c->cfg, &prov, c->err);
+    if (rc == ZK_OK) rc = llm_reranker_from_config(c->cfg, &rr, c->err);
+    ao.providers = prov;
+    ao.reranker = rr;
+    if (rc == ZK_OK) rc = llm_ask(c->store, c->emb, q, &o, &ao, &r, c->err);
+    llm_providers_free(prov);
+    llm_reranker_free(rr);
     if (rc == ZK_OK) {
         ret_audit_ref refs[64];
         size_t k = 0;
@@ -291,7 +307,7 @@ int cmd_ask(cli_ctx *c, int argc, char **argv)
             const llm_citation *ct = &r.citations[i];
             printf("[%d] %s%s%s\n    %s  (chunk %lld, characters %lld–%lld%s)\n", ct->n, ct->title,
                    *ct->heading ? " — " : "", ct->heading, ct->source, (long long)ct->chunk_id,
-                   (long long)ct->start, (long long)ct->end, "");
+                   (long long)ct->start, (long long)ct->end, ct->weak ? ", weak support" : "");
         }
     }
     llm_result_free(&r);

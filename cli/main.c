@@ -17,6 +17,7 @@ static const struct {
     int (*fn)(cli_ctx *, int, char **);
     const char *help;
 } verbs[] = {
+    {"serve", cmd_serve, "run the HTTP API and the web portal"},
     {"ingest", cmd_ingest, "add files, folders or a JSONL file to a knowledge base"},
     {"search", cmd_search, "hybrid search (BM25 + vectors); --batch for evaluation"},
     {"ask", cmd_ask, "answer a question with cited sources"},
@@ -30,6 +31,8 @@ static const struct {
     {"token", cmd_token, "create, list or revoke API tokens"},
     {"audit", cmd_audit, "list or export the audit log of searches and answers"},
     {"reindex", cmd_reindex, "re-embed a knowledge base after [embedding] changed"},
+    {"usage", cmd_usage, "model token usage per day, user, knowledge base and provider"},
+    {"backup", cmd_backup, "copy the database, uploads and vector snapshots while running"},
     {"config", cmd_config, "print the effective configuration (secrets masked)"},
 };
 

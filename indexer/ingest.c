@@ -406,7 +406,7 @@ zk_rc idx_ingester_finish(idx_ingester *ing, char *err)
     zk_rc rc = drain(ing, 1, err);   /* until nothing is in flight */
     if (rc == ZK_OK) rc = commit_batch(ing, err);
     if (rc != ZK_OK) return rc;
-    return ret_store_sync(ing->store, 1, err);
+    return ret_store_sync(ing->store, !ing->opts.no_save, err);
 }
 
 void idx_ingester_free(idx_ingester *ing)
@@ -757,6 +757,11 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
 out:
     json_decref(o);
     return rc;
+}
+
+zk_rc idx_ingest_json(idx_ingester *ing, const char *json, size_t len, const char *where, char *err)
+{
+    return ingest_json_doc(ing, json, len, where, err);
 }
 
 zk_rc idx_ingest_jsonl(idx_ingester *ing, const char *path, char *err)

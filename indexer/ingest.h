@@ -40,6 +40,7 @@ typedef struct {
     int workers;               /* parse+embed threads (>= 1) */
     int retry_failed;          /* re-parse unchanged documents that failed before */
     int prune;                 /* after a folder walk, remove documents whose file is gone */
+    int no_save;               /* finish without saving the vector snapshot (the server saves at exit) */
     idx_sandbox_opts sandbox;
     idx_report_cb report;      /* may be NULL */
     void *report_ctx;
@@ -69,7 +70,10 @@ const idx_ingest_stats *idx_ingester_stats(const idx_ingester *ing);
 zk_rc idx_ingest_path(idx_ingester *ing, const char *path, char *err);
 /* JSONL: {"id"|"_id", "title", "text", "metadata"?} per line. */
 zk_rc idx_ingest_jsonl(idx_ingester *ing, const char *path, char *err);
-/* One document from memory (already UTF-8 text in `format`). */
+/* One JSONL-shaped document {"id"|"_id","title","text","metadata"?} from
+ * memory; where labels it in reports. */
+zk_rc idx_ingest_json(idx_ingester *ing, const char *json, size_t len, const char *where, char *err);
+/* One document from memory (any supported format; name is the file name). */
 zk_rc idx_ingest_bytes(idx_ingester *ing, const char *ext_id, const char *source, const char *name,
                        const char *data, size_t len, char *err);
 

@@ -8,11 +8,16 @@ Serves, on 127.0.0.1 only:
   POST /v1/chat/completions  replays the recorded transcript of --flavor
                              (openai, ollama, llamacpp, vllm, deepseek), SSE when
                              the request says "stream": true
+  POST /api/chat             Ollama native NDJSON stream of the reply
   POST /v1/rerank            Jina/llama.cpp-shaped scores from the fake embeddings
+                             (or TEI's bare array when "rerank_shape": "tei")
   POST /_control             {"mode": "ok|429|500|timeout|malformed|drop|401",
                               "count": N (0 = until changed), "latency_ms": M,
                               "retry_after": S, "hang_ms": H, "shuffle": bool,
-                              "dim": D, "reset_stats": bool}
+                              "dim": D, "reset_stats": bool,
+                              "chat_reply": TEXT (null = the recorded transcript),
+                              "chat_chunk": N (bytes per streamed event), "rerank_shape"}
+                             mode "midstream" streams the first events then drops.
   GET  /_stats               request counters (JSON)
 
 Faults apply to /v1/embeddings, /v1/chat/completions and /v1/rerank: the next
@@ -60,12 +65,16 @@ class State:
         self.retry_after = None
         self.hang_ms = 3000
         self.shuffle = args.shuffle
+        self.chat_reply = None
+        self.chat_chunk = 4
+        self.rerank_shape = "jina"
         self.reset_stats()
 
     def reset_stats(self):
         self.stats = {"embeddings": 0, "inputs": 0, "batch_sizes": [], "chat": 0,
                       "rerank": 0, "faults": 0, "inflight": 0, "max_inflight": 0,
-                      "last_auth": None, "last_model": None, "control": 0}
+                      "last_auth": None, "last_model": None, "control": 0,
+                      "last_chat": None}
 
     def take_fault(self):
         """The fault for this request ('ok' when none)."""
@@ -156,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_bytes(200, b'{"object":"list","data":[{"object":"embedding","embedding":[0.1,')
         elif fault == "drop":
             self.drop()
+        elif fault == "midstream":
+            return False
         elif fault == "timeout":
             time.sleep(st.hang_ms / 1000.0)
             self.drop()
@@ -191,19 +202,23 @@ class Handler(BaseHTTPRequestHandler):
         req = self.read_body()
         route = {"/v1/embeddings": "embeddings", "/embeddings": "embeddings",
                  "/v1/chat/completions": "chat", "/chat/completions": "chat",
-                 "/v1/rerank": "rerank", "/rerank": "rerank"}.get(path)
+                 "/v1/rerank": "rerank", "/rerank": "rerank", "/api/chat": "native_chat"}.get(path)
         if route is None:
             return self.send_json(404, {"error": {"message": "no route " + path, "type": "not_found_error"}})
         with st.lock:
-            st.stats[route] += 1
+            st.stats["chat" if route == "native_chat" else route] += 1
+            if route in ("chat", "native_chat"):
+                st.stats["last_chat"] = req
             st.stats["inflight"] += 1
             st.stats["max_inflight"] = max(st.stats["max_inflight"], st.stats["inflight"])
             latency = st.latency_ms
         try:
             if latency:
                 time.sleep(latency / 1000.0)
-            if self.apply_fault(st.take_fault()):
+            fault = st.take_fault()
+            if self.apply_fault(fault):
                 return
+            self.fault = fault
             if not self.check_auth():
                 return
             if req is None:
@@ -231,6 +246,12 @@ class Handler(BaseHTTPRequestHandler):
                 st.retry_after = req["retry_after"]
             if "shuffle" in req:
                 st.shuffle = bool(req["shuffle"])
+            if "chat_reply" in req:
+                st.chat_reply = req["chat_reply"]
+            if "chat_chunk" in req:
+                st.chat_chunk = max(1, int(req["chat_chunk"]))
+            if "rerank_shape" in req:
+                st.rerank_shape = str(req["rerank_shape"])
             state = {"mode": st.mode, "count": st.count, "latency_ms": st.latency_ms,
                      "dim": st.dim, "shuffle": st.shuffle}
         self.send_json(200, state)
@@ -276,8 +297,74 @@ class Handler(BaseHTTPRequestHandler):
                 out[k] = v
         self.send_json(200, out)
 
+    def reply_pieces(self):
+        """The configured reply cut into chat_chunk-byte pieces (UTF-8 safe)."""
+        st = self.st
+        text, n = st.chat_reply, st.chat_chunk
+        out, cur = [], ""
+        for ch in text:
+            if len((cur + ch).encode("utf-8")) > n and cur:
+                out.append(cur)
+                cur = ""
+            cur += ch
+        if cur:
+            out.append(cur)
+        return out
+
+    def stream_events(self, events, ctype="text/event-stream"):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        midstream = getattr(self, "fault", "ok") == "midstream"
+        for i, ev in enumerate(events):
+            if midstream and i >= 3:
+                time.sleep(0.05)
+                return self.drop()
+            self.wfile.write(ev)
+            self.wfile.flush()
+
+    def reply_chat(self, req):
+        """Stream (or return) the text set with /_control chat_reply, OpenAI-shaped."""
+        model = req.get("model") or "fake-chat"
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        usage = {"prompt_tokens": 100, "completion_tokens": len(self.st.chat_reply), "total_tokens": 100 + len(self.st.chat_reply)}
+        if not req.get("stream"):
+            body = dict(base, object="chat.completion",
+                        choices=[{"index": 0, "message": {"role": "assistant", "content": self.st.chat_reply},
+                                  "finish_reason": "stop"}], usage=usage)
+            return self.send_json(200, body)
+        def ev(obj):
+            return b"data: " + json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n\n"
+        events = [b": keep-alive\n\n", ev(dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))]
+        for piece in self.reply_pieces():
+            events.append(ev(dict(base, choices=[{"index": 0, "delta": {"content": piece}, "finish_reason": None}])))
+        events.append(ev(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])))
+        if (req.get("stream_options") or {}).get("include_usage"):
+            events.append(ev(dict(base, choices=[], usage=usage)))
+        events.append(b"data: [DONE]\n\n")
+        self.stream_events(events)
+
+    def native_chat(self, req):
+        """Ollama native /api/chat: NDJSON, final line with done and counts."""
+        model = req.get("model") or "fake-chat"
+        text = self.st.chat_reply if self.st.chat_reply is not None else "Hello from Ollama."
+        lines = []
+        self_pieces = self.reply_pieces() if self.st.chat_reply is not None else ["Hello", " from", " Ollama."]
+        for piece in self_pieces:
+            lines.append({"model": model, "created_at": "2024-01-01T00:00:00Z",
+                          "message": {"role": "assistant", "content": piece}, "done": False})
+        lines.append({"model": model, "created_at": "2024-01-01T00:00:00Z", "message": {"role": "assistant", "content": ""},
+                      "done": True, "done_reason": "stop", "prompt_eval_count": 26, "eval_count": len(text)})
+        self.stream_events([json.dumps(l, ensure_ascii=False).encode("utf-8") + b"\n" for l in lines],
+                           "application/x-ndjson")
+
     def chat(self, req):
         flavor = self.st.flavor if self.st.flavor in FLAVORS else "openai"
+        if self.st.chat_reply is not None:
+            return self.reply_chat(req)
         if not req.get("stream"):
             return self.send_bytes(200, sample("chat_%s.json" % flavor))
         if flavor == "deepseek":
@@ -289,16 +376,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = sample("chat_%s.sse" % flavor)
         # send event by event, flushing, as a real server streams
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        for ev in re.split(rb"(?<=\n\n)", body):
-            if ev:
-                self.wfile.write(ev)
-                self.wfile.flush()
+        self.stream_events([ev for ev in re.split(rb"(?<=\n\n)", body) if ev])
 
     def rerank(self, req):
         st = self.st
@@ -317,6 +395,8 @@ class Handler(BaseHTTPRequestHandler):
         top = req.get("top_n")
         if isinstance(top, int) and top > 0:
             res = res[:top]
+        if st.rerank_shape == "tei":
+            return self.send_json(200, [{"index": r["index"], "score": r["relevance_score"]} for r in res])
         tmpl = json.loads(sample("rerank_llamacpp.json"))
         tmpl["model"] = req.get("model") or tmpl["model"]
         tmpl["results"] = res
