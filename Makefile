@@ -12,7 +12,7 @@ DEB_PKGS := build-essential pkg-config libsqlite3-dev libfaiss-dev libopenblas-d
             libmicrohttpd-dev libxml2-dev libuchardet-dev libstemmer-dev \
             libmd4c-dev libcmocka-dev sqlite3 libzip-dev libmupdf-dev libopenjp2-7-dev \
             libjbig2dec0-dev libjpeg-dev libgumbo-dev libmujs-dev libharfbuzz-dev \
-            libfreetype-dev python3
+            libfreetype-dev python3 curl chromium
 
 BUILD := build
 ifneq ($(SANITIZE),)

@@ -1,23 +1,34 @@
 #!/bin/bash
 # run.sh ZHIKU_BIN — `make run`: ingest the bundled sample documents
-# (samples/, Chinese and English) into ./data (or $ZHIKU_DATA_DIR) and answer
-# example questions with the builtin embedder and the extractive answerer.
-# (The HTTP server and portal arrive in a later release and take over here.)
+# (samples/, Chinese and English, readable by everyone) into ./data (or
+# $ZHIKU_DATA_DIR), create an `admin` account with a random password on the
+# first run, print the portal URL and those credentials, and serve the
+# portal and the API on 127.0.0.1 (ZHIKU_LISTEN, default 127.0.0.1:8080)
+# with the builtin embedder and the extractive answerer. Ctrl-C stops it.
 set -euo pipefail
-BIN=$1
+BIN=$(realpath "$1")
 cd "$(dirname "$0")/.."
 export ZHIKU_DATA_DIR=${ZHIKU_DATA_DIR:-./data}
-echo "== ingesting samples/ into $ZHIKU_DATA_DIR"
-"$BIN" ingest --acl everyone samples/   # sample documents: readable by everyone
+LISTEN=${ZHIKU_LISTEN:-127.0.0.1:8080}
+echo "== ingesting samples/ into $ZHIKU_DATA_DIR (readable by everyone)"
+"$BIN" ingest --acl everyone samples/
+PWFILE="$ZHIKU_DATA_DIR/admin-password.txt"
+if ! "$BIN" user list --json | grep -q '"name":"admin"'; then
+    umask 077
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$PWFILE"
+    "$BIN" user add admin --admin --password-stdin < "$PWFILE" >/dev/null
+fi
 echo
-for q in "年假可以顺延到什么时候？" "How long must a password be?"; do
-    echo "== zhiku ask \"$q\""
-    "$BIN" ask "$q"
-    echo
-done
-cat <<MSG
-== try it yourself
-  $BIN --data-dir $ZHIKU_DATA_DIR ask "报销需要谁审批？"
-  $BIN --data-dir $ZHIKU_DATA_DIR search --json "VPN DNS"
-  $BIN --data-dir $ZHIKU_DATA_DIR ingest PATH...      # your own documents
-MSG
+echo "== example: zhiku ask \"年假可以顺延到什么时候？\""
+"$BIN" ask "年假可以顺延到什么时候？"
+echo
+echo "== portal: http://$LISTEN/"
+if [ -f "$PWFILE" ]; then
+    echo "   sign in as: admin / $(cat "$PWFILE")   (saved in $PWFILE)"
+else
+    echo "   sign in as: admin (password set earlier; not stored here)"
+fi
+echo "   API: curl -s http://$LISTEN/healthz ; docs/API.md describes every route"
+echo "   Ctrl-C stops the server."
+echo
+exec "$BIN" serve --listen "$LISTEN"

@@ -16,7 +16,10 @@ Serves, on 127.0.0.1 only:
                               "retry_after": S, "hang_ms": H, "shuffle": bool,
                               "dim": D, "reset_stats": bool,
                               "chat_reply": TEXT (null = the recorded transcript),
-                              "chat_chunk": N (bytes per streamed event), "rerank_shape"}
+                              "chat_chunk": N (bytes per streamed event), "rerank_shape",
+                              "flavor": F, "nostream": bool (answer JSON even to
+                              stream requests, as some proxies do), "chat_raw": TEXT
+                              (sent verbatim as the event stream)}
                              mode "midstream" streams the first events then drops.
   GET  /_stats               request counters (JSON)
 
@@ -68,6 +71,8 @@ class State:
         self.chat_reply = None
         self.chat_chunk = 4
         self.rerank_shape = "jina"
+        self.nostream = False
+        self.chat_raw = None
         self.reset_stats()
 
     def reset_stats(self):
@@ -252,6 +257,12 @@ class Handler(BaseHTTPRequestHandler):
                 st.chat_chunk = max(1, int(req["chat_chunk"]))
             if "rerank_shape" in req:
                 st.rerank_shape = str(req["rerank_shape"])
+            if "flavor" in req:
+                st.flavor = str(req["flavor"])
+            if "nostream" in req:
+                st.nostream = bool(req["nostream"])
+            if "chat_raw" in req:
+                st.chat_raw = req["chat_raw"]
             state = {"mode": st.mode, "count": st.count, "latency_ms": st.latency_ms,
                      "dim": st.dim, "shuffle": st.shuffle}
         self.send_json(200, state)
@@ -352,8 +363,8 @@ class Handler(BaseHTTPRequestHandler):
         model = req.get("model") or "fake-chat"
         text = self.st.chat_reply if self.st.chat_reply is not None else "Hello from Ollama."
         lines = []
-        self_pieces = self.reply_pieces() if self.st.chat_reply is not None else ["Hello", " from", " Ollama."]
-        for piece in self_pieces:
+        pieces = self.reply_pieces() if self.st.chat_reply is not None else ["Hello", " from", " Ollama."]
+        for piece in pieces:
             lines.append({"model": model, "created_at": "2024-01-01T00:00:00Z",
                           "message": {"role": "assistant", "content": piece}, "done": False})
         lines.append({"model": model, "created_at": "2024-01-01T00:00:00Z", "message": {"role": "assistant", "content": ""},
@@ -363,9 +374,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def chat(self, req):
         flavor = self.st.flavor if self.st.flavor in FLAVORS else "openai"
+        if self.st.chat_raw is not None:
+            return self.stream_events([self.st.chat_raw.encode("utf-8")])
         if self.st.chat_reply is not None:
             return self.reply_chat(req)
-        if not req.get("stream"):
+        if not req.get("stream") or self.st.nostream:
             return self.send_bytes(200, sample("chat_%s.json" % flavor))
         if flavor == "deepseek":
             ev = [json.loads(sample("chat_deepseek_first.json")), json.loads(sample("chat_deepseek_last.json"))]
