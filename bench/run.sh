@@ -11,6 +11,9 @@ echo
 echo "== ingestion: synthetic corpus vs the raw FTS5 anchor, and a real corpus"
 "$ROOT/bench/ingest_bench.sh" "$BUILD"
 echo
+echo "== HTTP load test and service overhead"
+"$ROOT/bench/http_bench.sh" "$BUILD"
+echo
 echo "== ACL-filtered search and the BM25 residual channel"
 "$BUILD/bench/acl_bench" "${BENCH_CHUNKS:-200000}" "${BENCH_QUERIES:-100}"
 echo
