@@ -12,7 +12,7 @@ DEB_PKGS := build-essential pkg-config libsqlite3-dev libfaiss-dev libopenblas-d
             libmicrohttpd-dev libxml2-dev libuchardet-dev libstemmer-dev \
             libmd4c-dev libcmocka-dev sqlite3 libzip-dev libmupdf-dev libopenjp2-7-dev \
             libjbig2dec0-dev libjpeg-dev libgumbo-dev libmujs-dev libharfbuzz-dev \
-            libfreetype-dev python3 curl chromium
+            libfreetype-dev python3 curl chromium fonts-wqy-microhei
 
 BUILD := build
 ifneq ($(SANITIZE),)
@@ -83,6 +83,13 @@ $(BUILD)/.deps-ok: Makefile tools/deps.sh
 	@tools/deps.sh --check $(DEB_PKGS) || tools/deps.sh $(DEB_PKGS)
 	@touch $@
 
+# Browser-test tooling from npm (playwright-core; the browser is Debian's
+# chromium). Without node/npm the browser test reports itself skipped.
+$(BUILD)/.npm-ok: tests/browser/package-lock.json
+	@mkdir -p $(BUILD)
+	@if command -v npm >/dev/null; then cd tests/browser && npm ci --no-audit --no-fund --loglevel=error; fi
+	@touch $@
+
 $(BUILD)/pkg.mk: $(BUILD)/.deps-ok
 	@echo "PKG_CFLAGS := $$(pkg-config --cflags $(PKGS) mupdf)" > $@.tmp
 	@echo "PKG_LIBS := $$(pkg-config --libs $(PKGS)) $$(pkg-config --static --libs mupdf) -lharfbuzz" >> $@.tmp
@@ -138,7 +145,7 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 
 # ---- tests ----------------------------------------------------------------
 # `make test` runs the suite, then again under ASan+UBSan (CI sets it).
-test: all $(UNIT_BIN) $(TOOL_BIN)
+test: all $(UNIT_BIN) $(TOOL_BIN) $(BUILD)/.npm-ok
 	@tests/run.sh $(BUILD)
 ifeq ($(SANITIZE),)
 ifneq ($(ZHIKU_SKIP_SAN),1)

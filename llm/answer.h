@@ -38,7 +38,8 @@ typedef struct {
     int not_found;
     llm_citation *citations;
     size_t ncitations;
-    char provider[64];     /* "extractive" or the [llm] provider name that answered */
+    char provider[64];     /* the [llm] provider that answered, else "extractive" (also for the
+                              not-found gate, which calls no model) */
     char *standalone;      /* the query used for retrieval (rewritten follow-up, or the question) */
     long prompt_tokens, completion_tokens;   /* summed over model calls; 0 when not reported */
 } llm_result;

@@ -43,6 +43,7 @@ run_unit() {
 run_integration() {
     local t=$1 name log tmp
     name=$(basename "$t" .sh)
+    [ "$name" = run ] && name=browser_portal
     log="$LOGDIR/it_$name.log"
     tmp=$(mktemp -d /tmp/zhiku-it.XXXXXX)
     local start=$SECONDS
@@ -72,7 +73,11 @@ if [ "$WHICH" = all ] || [ "$WHICH" = integration ]; then
         [ -f "$t" ] && run_integration "$t"
     done
 fi
-if [ "$WHICH" != all ] && [ "$WHICH" != unit ] && [ "$WHICH" != integration ]; then
+if [ "$WHICH" = all ] || [ "$WHICH" = integration ] || [ "$WHICH" = browser ]; then
+    # the portal in headless Chromium against the real server
+    [ -f "$ROOT/tests/browser/run.sh" ] && run_integration "$ROOT/tests/browser/run.sh"
+fi
+if [ "$WHICH" != all ] && [ "$WHICH" != unit ] && [ "$WHICH" != browser ] && [ "$WHICH" != integration ]; then
     if [ -x "$ROOT/$BUILD/tests/$WHICH" ]; then run_unit "$ROOT/$BUILD/tests/$WHICH"
     else run_integration "$ROOT/tests/integration/$WHICH.sh"; fi
 fi

@@ -123,3 +123,130 @@ hdr() { printf '%s\n' "$HDRS" | grep -i "^$1:" | head -1 | sed 's/^[^:]*: *//'; 
 err_code() { printf '%s' "$BODY" | grep -o '"code":"[a-z_]*"' | head -1 | sed 's/"code":"//; s/"$//'; }
 
 bearer() { printf 'Authorization: Bearer %s' "$1"; }
+
+# fake_start NAME [ARGS...] — tests/fake_openai/server.py on a free port;
+# sets FAKE_PORT (and NAME_PORT via printf -v).
+fake_start() {
+    local name=$1; shift
+    local pf=$PWD/fake_$name.port
+    rm -f "$pf"
+    python3 "$ROOT/tests/fake_openai/server.py" --port 0 --portfile "$pf" "$@" >"fake_$name.log" 2>&1 &
+    on_exit_kill $!
+    local i
+    for i in $(seq 200); do [ -s "$pf" ] && break; sleep 0.05; done
+    [ -s "$pf" ] || fail "fake server $name did not start: $(cat "fake_$name.log")"
+    FAKE_PORT=$(cat "$pf")
+    printf -v "${name}_PORT" '%s' "$FAKE_PORT"
+}
+fake_ctl() { curl -fsS -X POST "http://127.0.0.1:$1/_control" -d "$2" >/dev/null || fail "fake control $2"; }
+fake_stats() { curl -fsS "http://127.0.0.1:$1/_stats"; }
+
+# slow_llm_start — an OpenAI-compatible chat endpoint that streams "word N "
+# every SLOW_MS (default 100) ms for SLOW_N (default 100) chunks and writes
+# to slow_llm.events: "start", then "closed N" when the client went away
+# after N chunks, or "complete". Sets SLOW_PORT.
+slow_llm_start() {
+    cat >slow_llm.py <<'PY'
+import json, os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+MS = int(os.environ.get("SLOW_MS", "100")); N = int(os.environ.get("SLOW_N", "100"))
+def log(s):
+    with open("slow_llm.events", "a") as f: f.write(s + "\n")
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        log("start")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for i in range(N):
+                ev = {"id": "s", "object": "chat.completion.chunk", "created": 1, "model": "slow",
+                      "choices": [{"index": 0, "delta": {"content": "word%d " % i}, "finish_reason": None}]}
+                self.wfile.write(b"data: " + json.dumps(ev).encode() + b"\n\n"); self.wfile.flush()
+                time.sleep(MS / 1000.0)
+            ev = {"id": "s", "object": "chat.completion.chunk", "created": 1, "model": "slow",
+                  "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            self.wfile.write(b"data: " + json.dumps(ev).encode() + b"\n\ndata: [DONE]\n\n"); self.wfile.flush()
+            log("complete")
+        except OSError:
+            log("closed %d" % i)
+        self.close_connection = True
+s = ThreadingHTTPServer(("127.0.0.1", 0), H); s.daemon_threads = True
+with open("slow_llm.port.tmp", "w") as f: f.write(str(s.server_address[1]))
+os.replace("slow_llm.port.tmp", "slow_llm.port")
+s.serve_forever(poll_interval=0.1)
+PY
+    rm -f slow_llm.port slow_llm.events
+    python3 slow_llm.py >slow_llm.log 2>&1 &
+    on_exit_kill $!
+    local i
+    for i in $(seq 200); do [ -s slow_llm.port ] && break; sleep 0.05; done
+    [ -s slow_llm.port ] || fail "slow LLM did not start: $(cat slow_llm.log)"
+    SLOW_PORT=$(cat slow_llm.port)
+}
+
+# sse_check FILE — parse a text/event-stream answer; prints key=value lines:
+# order_ok (all token events, then exactly one done|error, nothing after),
+# ntokens, terminal (done|error|none), concat_eq (tokens == done answer),
+# bad_token (a token with a partial or dangling [n] marker), bad_marker
+# (an [n] in the answer without citation n), ncitations, provider,
+# not_found, answer (JSON-encoded), cites (doc:chunk list), error_code.
+sse_check() {
+    python3 - "$1" <<'PY'
+import json, re, sys
+raw = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+events = []
+for block in re.split(r"\r?\n\r?\n", raw):
+    ev, data = "message", []
+    for line in block.splitlines():
+        if line.startswith(":"): continue
+        k, _, v = line.partition(":")
+        v = v[1:] if v.startswith(" ") else v
+        if k == "event": ev = v
+        elif k == "data": data.append(v)
+    if data: events.append((ev, "\n".join(data)))
+names = [e for e, _ in events]
+term = [i for i, e in enumerate(names) if e in ("done", "error")]
+order_ok = len(term) == 1 and term[0] == len(names) - 1 and all(n == "token" for n in names[:-1])
+tokens = [json.loads(d)["text"] for e, d in events if e == "token"]
+out = {"order_ok": int(order_ok), "ntokens": len(tokens), "terminal": names[-1] if term else "none",
+       "bad_token": 0, "bad_marker": 0, "concat_eq": 0, "ncitations": 0, "provider": "", "not_found": 0,
+       "answer": "", "cites": "", "error_code": ""}
+for t in tokens:
+    if "[" in re.sub(r"\[\d+\]", "", t) or "]" in re.sub(r"\[\d+\]", "", t): out["bad_token"] = 1
+if term:
+    last = json.loads(events[-1][1])
+    if names[-1] == "done":
+        ans = last.get("answer", "")
+        out["answer"] = json.dumps(ans, ensure_ascii=False)
+        out["concat_eq"] = int("".join(tokens) == ans)
+        cits = last.get("citations", [])
+        out["ncitations"] = len(cits)
+        ns = {c.get("n") for c in cits}
+        out["bad_marker"] = int(any(int(m) not in ns for m in re.findall(r"\[(\d+)\]", ans)))
+        out["cites"] = " ".join("%s:%s" % (c.get("doc"), c.get("chunk")) for c in cits)
+        out["provider"] = last.get("provider", "")
+        out["not_found"] = int(bool(last.get("not_found")))
+    else:
+        out["error_code"] = (last.get("error") or {}).get("code", "")
+for k, v in out.items(): print("%s=%s" % (k, v))
+PY
+}
+# sse_get KEY (from the last sse_check output in $SSE)
+sse_get() { printf '%s\n' "$SSE" | grep "^$1=" | head -1 | sed "s/^$1=//"; }
+
+# ask_stream TOKEN QUESTION [OUTFILE] — POST /api/v1/ask with stream:true
+# through curl -N; the raw event stream in OUTFILE (default stream.txt),
+# the parsed summary in $SSE, the elapsed seconds in $ELAPSED.
+ask_stream() {
+    local out=${3:-stream.txt} t0
+    t0=$(date +%s%N)
+    curl -sN --max-time 60 -H "Authorization: Bearer $1" -H 'Content-Type: application/json' \
+        -d "{\"question\":\"$2\",\"stream\":true}" "$BASE/api/v1/ask" >"$out" || true
+    ELAPSED=$(( ($(date +%s%N) - t0) / 1000000 ))
+    SSE=$(sse_check "$out")
+}
