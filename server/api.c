@@ -713,6 +713,12 @@ static enum MHD_Result h_doc_upload(srv_req *r)
         o.acl_replace = acl_text && *acl_text;
         rc = ret_acl_parse_list(r->store, o.acl_replace ? acl_text : zk_config_get(s->cfg, "acl", "default_read"),
                                 &acl_ids, &nacl, err);
+        /* without an explicit acl the uploader can read what they uploaded */
+        int64_t *grown;
+        if (rc == ZK_OK && !o.acl_replace && r->user_id && (grown = zk_realloc(acl_ids, (nacl + 1) * sizeof *grown))) {
+            acl_ids = grown;
+            acl_ids[nacl++] = r->user_id;
+        }
     }
     if (rc == ZK_OK && tags_text && *tags_text) {   /* "k=v,k=v" */
         char buf[1024];

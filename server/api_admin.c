@@ -59,9 +59,10 @@ static enum MHD_Result h_user_add(srv_req *r)
     int64_t id;
     zk_rc rc = name ? ret_user_add(r->store, name, pw && *pw ? pw : NULL, admin, &id, err)
                     : zk_fail(err, ZK_INVALID, "name is required");
+    json_t *out = rc == ZK_OK ? json_pack("{s:s,s:b}", "name", name, "admin", admin) : NULL;
     json_decref(b);
     if (rc != ZK_OK) return srv_fail(r, rc, err);
-    return srv_json(r, 201, json_pack("{s:s,s:b}", "name", name, "admin", admin));
+    return srv_json(r, 201, out);
 }
 
 static enum MHD_Result h_user_rm(srv_req *r)
@@ -89,9 +90,10 @@ static enum MHD_Result h_group_add(srv_req *r)
     if (!b) return srv_error(r, 400, "bad_request", "%s", err);
     const char *name = json_string_value(json_object_get(b, "name"));
     zk_rc rc = name ? ret_group_add(r->store, name, err) : zk_fail(err, ZK_INVALID, "name is required");
+    json_t *out = rc == ZK_OK ? json_pack("{s:s}", "name", name) : NULL;
     json_decref(b);
     if (rc != ZK_OK) return srv_fail(r, rc, err);
-    return srv_json(r, 201, json_pack("{s:s}", "name", name));
+    return srv_json(r, 201, out);
 }
 
 static enum MHD_Result h_group_rm(srv_req *r)
@@ -199,9 +201,10 @@ static enum MHD_Result h_kb_create(srv_req *r)
         if (sqlite3_step(st) != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "setting local_only failed");
         sqlite3_finalize(st);
     }
+    json_t *out = rc == ZK_OK ? json_pack("{s:s}", "name", name) : NULL;
     json_decref(b);
     if (rc != ZK_OK) return srv_fail(r, rc, err);
-    return srv_json(r, 201, json_pack("{s:s}", "name", name));
+    return srv_json(r, 201, out);
 }
 
 static enum MHD_Result h_kb_rm(srv_req *r)

@@ -88,7 +88,10 @@ enum MHD_Result srv_json(srv_req *r, int status, json_t *body)
 {
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    if (!text) return srv_bytes(r, 500, "application/json", "{\"error\":{\"code\":\"internal\"}}", 30, 0);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal\"}}";
+        return srv_bytes(r, 500, "application/json", oom, sizeof oom - 1, 0);
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(text);
@@ -706,6 +709,8 @@ static void stream_closed(void *cls)
     stream_unref(st);
 }
 
+static volatile long streams_running;   /* producer threads alive, for shutdown */
+
 static void *stream_main(void *arg)
 {
     srv_stream *st = arg;
@@ -713,6 +718,7 @@ static void *stream_main(void *arg)
     if (st->free_arg) st->free_arg(st->arg);
     ret_caller_free(&st->req.caller);
     srv_store_put(st->req.srv, st->req.store);
+    __atomic_sub_fetch(&streams_running, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_lock(&st->mu);
     st->done = 1;
     pthread_cond_broadcast(&st->cv);
@@ -755,7 +761,9 @@ enum MHD_Result srv_stream_start(srv_req *r, void (*fn)(srv_stream *, void *), v
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    __atomic_add_fetch(&streams_running, 1, __ATOMIC_SEQ_CST);
     if (pthread_create(&t, &at, stream_main, st) != 0) {
+        __atomic_sub_fetch(&streams_running, 1, __ATOMIC_SEQ_CST);
         pthread_attr_destroy(&at);
         r->streaming = 0;
         MHD_destroy_response(resp);
@@ -901,12 +909,14 @@ zk_rc srv_run(const srv_opts *o, char *err)
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections"),
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)zk_config_int(o->cfg, "server", "idle_timeout_s"),
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                                     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections_per_ip"),
                                      MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_HTTPS_MEM_CERT, cert,
                                      MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
                   : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections"),
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)zk_config_int(o->cfg, "server", "idle_timeout_s"),
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                                     MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections_per_ip"),
                                      MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     if (!s->mhd) {
         rc = zk_fail(err, ZK_IO, "cannot listen on %s: %s", listen, strerror(errno));
@@ -929,7 +939,15 @@ zk_rc srv_run(const srv_opts *o, char *err)
     s->stopping = 1;
     MHD_quiesce_daemon(s->mhd);   /* stop accepting; in-flight connections go on */
     pthread_join(loader, NULL);
-    MHD_stop_daemon(s->mhd);      /* waits for the connection threads */
+    /* let in-flight requests and answer streams finish (bounded), then stop */
+    double deadline = zk_now() + (double)zk_config_int(o->cfg, "server", "shutdown_grace_s");
+    while (zk_now() < deadline) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if ((!di || di->num_connections == 0) && __atomic_load_n(&streams_running, __ATOMIC_SEQ_CST) == 0) break;
+        usleep(20 * 1000);
+    }
+    MHD_stop_daemon(s->mhd);      /* closes what is left, joins the connection threads */
+    while (__atomic_load_n(&streams_running, __ATOMIC_SEQ_CST) > 0 && zk_now() < deadline + 5) usleep(20 * 1000);
     s->mhd = NULL;
     if (s->ready && (rc = ret_indexes_save(s->indexes, err)) != ZK_OK)
         ZK_LOG(ZK_LOG_ERROR, "saving vector snapshots: %s", err);

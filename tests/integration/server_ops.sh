@@ -128,7 +128,8 @@ case "$trickle" in
 *) # TODO(server/http.c): MHD_OPTION_CONNECTION_TIMEOUT is an inactivity
    # timeout; a client sending one byte every 0.5 s is never idle, so it
    # holds a connection thread forever (max_connections of them exhaust the
-   # server). Needs a header deadline; recorded, not failed, meanwhile.
+   # server). [server] max_connections_per_ip bounds what one address can
+   # hold; a true header deadline is hardening work (issue 8). Recorded.
    note "TODO known gap: $trickle (idle timeout does not bound a trickling client)" ;;
 esac
 expect 200 GET /healthz
@@ -169,10 +170,14 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${H[@]}" -d '{"query
 note "a new request after SIGTERM: $code (refused or served, not hung)"
 wait $CURLPID || true
 SSE=$(sse_check stream.txt)
-assert_eq "$(sse_get terminal)" done "the in-flight stream finished with done after SIGTERM"
-assert_ge "$(sse_get ntokens)" 10 "the whole answer was streamed"
-assert_eq "$(sse_get concat_eq)" 1 "done answer = streamed tokens"
-assert_contains "$(cat slow_llm.events)" complete "the upstream answer ran to its end"
+if [ "$(sse_get terminal)" = done ]; then
+    ok "the in-flight stream finished with done after SIGTERM"
+    assert_ge "$(sse_get ntokens)" 10 "the whole answer was streamed"
+    assert_eq "$(sse_get concat_eq)" 1 "done answer = streamed tokens"
+    assert_contains "$(cat slow_llm.events)" complete "the upstream answer ran to its end"
+else
+    fail "SIGTERM cut the in-flight stream after $(sse_get ntokens) tokens (terminal: $(sse_get terminal))"
+fi
 for _ in $(seq $((SRV_WAIT_S * 10))); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
 set +e; wait "$SRV_PID"; rc=$?; set -e
 [ "$rc" = 0 ] || { tail -20 "$SRV_LOG"; fail "exit code $rc after SIGTERM"; }
