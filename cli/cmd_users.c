@@ -49,7 +49,8 @@ static const char user_help[] =
     "usage: zhiku user add NAME [--password-stdin] [--admin]\n"
     "       zhiku user passwd NAME --password-stdin\n"
     "       zhiku user list [--json]\n"
-    "       zhiku user rm NAME\n\n"
+    "       zhiku user rm NAME\n"
+    "       zhiku user link NAME PLATFORM PLATFORM_USER_ID | unlink PLATFORM PLATFORM_USER_ID\n\n"
     "Manage the users who may sign in to the server. --password-stdin reads the\n"
     "password as one line from standard input (without it the user can only use\n"
     "API tokens, see `zhiku token`). --admin users see every document.\n"
@@ -104,8 +105,13 @@ static int user_list(cli_ctx *c, int json)
     return 0;
 }
 
+/* `zhiku user link|unlink`: chat-platform identities (cli/cmd_link.c). */
+int cmd_user_link(cli_ctx *c, int argc, char **argv);
+
 int cmd_user(cli_ctx *c, int argc, char **argv)
 {
+    if (argc >= 2 && (!strcmp(argv[1], "link") || !strcmp(argv[1], "unlink")))
+        return cmd_user_link(c, argc - 1, argv + 1);
     int json = 0, admin = 0, pw_stdin = 0, help = 0, npos = 0;
     cli_opt opts[] = {OPT_FLAG("json", &json), OPT_FLAG("admin", &admin), OPT_FLAG("password-stdin", &pw_stdin)};
     if (cli_parse("user", argc, argv, opts, ZK_ARRAY_LEN(opts), &npos, &help) < 0) return 2;

@@ -12,18 +12,21 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <omp.h>
 #include <string>
 #include <typeinfo>
 #include <vector>
 
 #include <faiss/Index.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
 extern "C" {
+#include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
@@ -164,6 +167,88 @@ int faiss_Index_search(const FaissIndex *index, idx_t n, const float *x, idx_t k
     return guarded([&] {
         cxx(index)->search(n, x, k, distances, reinterpret_cast<faiss_cxx_idx_t *>(labels));
     });
+}
+
+int faiss_Index_train(FaissIndex *index, idx_t n, const float *x)
+{
+    return guarded([&] { cxx(index)->train(n, x); });
+}
+
+FaissIndexIVF *faiss_IndexIVF_cast(FaissIndex *index)
+{
+    return reinterpret_cast<FaissIndexIVF *>(dynamic_cast<faiss::IndexIVF *>(cxx(index)));
+}
+
+size_t faiss_IndexIVF_nlist(const FaissIndexIVF *index)
+{
+    return reinterpret_cast<const faiss::IndexIVF *>(index)->nlist;
+}
+
+size_t faiss_IndexIVF_nprobe(const FaissIndexIVF *index)
+{
+    return reinterpret_cast<const faiss::IndexIVF *>(index)->nprobe;
+}
+
+void faiss_IndexIVF_set_nprobe(FaissIndexIVF *index, size_t nprobe)
+{
+    reinterpret_cast<faiss::IndexIVF *>(index)->nprobe = nprobe;
+}
+
+size_t faiss_IndexIVF_get_list_size(const FaissIndexIVF *index, size_t list_no)
+{
+    return reinterpret_cast<const faiss::IndexIVF *>(index)->get_list_size(list_no);
+}
+
+void faiss_IndexIVF_invlists_get_ids(const FaissIndexIVF *index, size_t list_no, idx_t *invlist)
+{
+    auto *ivf = reinterpret_cast<const faiss::IndexIVF *>(index);
+    size_t n = ivf->invlists->list_size(list_no);
+    faiss::InvertedLists::ScopedIds ids(ivf->invlists, list_no);
+    for (size_t i = 0; i < n; i++)
+        invlist[i] = ids[i];
+}
+
+int faiss_IndexIVF_set_direct_map(FaissIndexIVF *index, int direct_map_type)
+{
+    return guarded([&] {
+        reinterpret_cast<faiss::IndexIVF *>(index)->set_direct_map_type(
+            static_cast<faiss::DirectMap::Type>(direct_map_type));
+    });
+}
+
+int faiss_IndexIVF_direct_map_type(const FaissIndexIVF *index)
+{
+    return static_cast<int>(reinterpret_cast<const faiss::IndexIVF *>(index)->direct_map.type);
+}
+
+int faiss_SearchParametersIVF_new_with(FaissSearchParametersIVF **p_sp, FaissIDSelector *sel,
+                                       size_t nprobe, size_t max_codes)
+{
+    return guarded([&] {
+        auto *sp = new faiss::SearchParametersIVF();
+        sp->sel = reinterpret_cast<faiss::IDSelector *>(sel);
+        sp->nprobe = nprobe;
+        sp->max_codes = max_codes;
+        *p_sp = reinterpret_cast<FaissSearchParametersIVF *>(sp);
+    });
+}
+
+void faiss_SearchParametersIVF_free(FaissSearchParametersIVF *obj)
+{
+    delete reinterpret_cast<faiss::SearchParametersIVF *>(obj);
+}
+
+int faiss_IDSelectorArray_new(FaissIDSelectorArray **p_sel, size_t n, const idx_t *ids)
+{
+    return guarded([&] {
+        *p_sel = reinterpret_cast<FaissIDSelectorArray *>(
+            new faiss::IDSelectorArray(n, reinterpret_cast<const faiss_cxx_idx_t *>(ids)));
+    });
+}
+
+void faiss_set_omp_threads(int n)
+{
+    omp_set_num_threads(n);
 }
 
 int faiss_Index_reconstruct(const FaissIndex *index, idx_t key, float *recons)

@@ -2,13 +2,15 @@
  * headers (1.7.3); same names and signatures as upstream 1.7.4+/1.8
  * (c_api/Index_c.h, c_api/impl/AuxIndexStructures_c.h), so this header can
  * go once the system headers declare them. Implemented in faiss_capi.cpp.
- * retrieval/vindex.c uses them for ACL-filtered vector search. */
+ * retrieval/vindex.c uses them for ACL-filtered vector search and its IVF
+ * index (c_api/IndexIVF_c_ex.h upstream). Two are zhiku's own, marked. */
 #ifndef RET_FAISS_CAPI_EXT_H
 #define RET_FAISS_CAPI_EXT_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/impl/AuxIndexStructures_c.h>
 
@@ -35,6 +37,30 @@ int faiss_Index_search_with_params(const FaissIndex *index, idx_t n, const float
  * copied and must outlive the selector. Free with faiss_IDSelector_free. */
 typedef struct FaissIDSelectorBitmap_H FaissIDSelectorBitmap;
 int faiss_IDSelectorBitmap_new(FaissIDSelectorBitmap **p_sel, size_t n, const uint8_t *bitmap);
+
+/* IVF search-time parameters: probes, code budget (0 = none), selector
+ * (may be NULL, not copied). Pass as FaissSearchParameters*: it is one. */
+typedef struct FaissSearchParametersIVF_H FaissSearchParametersIVF;
+int faiss_SearchParametersIVF_new_with(FaissSearchParametersIVF **p_sp, FaissIDSelector *sel,
+                                       size_t nprobe, size_t max_codes);
+void faiss_SearchParametersIVF_free(FaissSearchParametersIVF *obj);
+
+/* Direct map of an IVF index: 0 none, 1 array (sequential ids only),
+ * 2 hash table (arbitrary ids; reconstruct and remove by id). */
+int faiss_IndexIVF_set_direct_map(FaissIndexIVF *index, int direct_map_type);
+
+/* zhiku's own: the direct map type currently set (0, 1 or 2). */
+int faiss_IndexIVF_direct_map_type(const FaissIndexIVF *index);
+
+/* zhiku's own: selector over an explicit id list (faiss::IDSelectorArray;
+ * the list is not copied). Removal from an IVF index with a hash-table
+ * direct map accepts only this selector. Free with faiss_IDSelector_free. */
+typedef struct FaissIDSelectorArray_H FaissIDSelectorArray;
+int faiss_IDSelectorArray_new(FaissIDSelectorArray **p_sel, size_t n, const idx_t *ids);
+
+/* zhiku's own: OpenMP threads for FAISS calls made by the calling thread
+ * (omp_set_num_threads; per-thread setting). */
+void faiss_set_omp_threads(int n);
 
 #ifdef __cplusplus
 }

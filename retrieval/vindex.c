@@ -2,17 +2,22 @@
  *
  * The store calls it to replay `changes` (batches of add/remove, then save)
  * and the search path calls ret_vindex_search() or, for a principal that may
- * read only part of the corpus, ret_vindex_search_allowed() once per query
- * (allowed vectors scored exactly, or FAISS with an id selector for allowed
- * lists longer than the index; see ALLOWED_EXACT_FRACTION). A hash set of
- * the ids present lets add() skip FAISS's O(ntotal) remove_ids unless an id
- * is really being replaced. The snapshot is one file, dir/index.zkv: a 64-byte
- * header (magic, version, dim, applied_seq, payload length, SHA-256 of the
- * header fields and payload) followed by faiss_write_index() output. */
+ * read only part of the corpus, ret_vindex_search_allowed() once per query.
+ * Small indexes are exact (IDMap2,Flat). Past IVF_THRESHOLD vectors a
+ * background thread trains an IVF index (nlist ~ 4 sqrt(n)) on a sample,
+ * fills it from the live index and leaves it READY; the next writer call
+ * (add/remove/save/ret_vindex_upgrade) swaps it in after re-applying what
+ * changed meanwhile. The IVF index is retrained the same way when it has
+ * grown IVF_GROWTH times. A hash set of the ids present lets add() skip
+ * removal unless an id is really being replaced. The snapshot is one file,
+ * dir/index.zkv: a header (magic, version, dim, applied_seq, payload length,
+ * index kind, nlist, training size, SHA-256 of those and the payload)
+ * followed by faiss_write_index() output. Figures: docs/PERFORMANCE.md. */
 #include "vindex.h"
 #include "vindex_int.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -22,8 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <openssl/evp.h>
 
+#include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
 #include <faiss/c_api/MetaIndexes_c.h>
 #include <faiss/c_api/error_c.h>
@@ -32,10 +40,30 @@
 #include <faiss/c_api/index_io_c.h>
 #include "faiss_capi_ext.h"
 
-/* Index type handed to faiss_index_factory(). It must keep the "IDMap2,"
- * prefix: ret_vindex_ids() and loading read the id map of an IndexIDMap2.
- * Exact search for now; an ANN type is chosen by measurement later. */
-#define VINDEX_FACTORY "IDMap2,Flat"
+/* Exact index for small collections. It must keep the "IDMap2," prefix:
+ * loading checks the id map of an IndexIDMap2. */
+#define VINDEX_FLAT "IDMap2,Flat"
+
+/* Index choice by size, measured with bench/vindex_scale_bench.c (512-d,
+ * clustered unit vectors, 2 cores; docs/PERFORMANCE.md "Scaling the vector
+ * index"). Flat costs ~0.7 ms per 1k vectors per query, so it stays exact
+ * up to IVF_THRESHOLD; above it an IVF index with IVF_CODE storage answers
+ * in about a millisecond with recall@10 >= 0.95 at the chosen nprobe. */
+#define IVF_THRESHOLD 50000
+#define IVF_CODE "SQ8"          /* "Flat" or "SQ8" (4x smaller, see bench) */
+#define IVF_LISTS_PER_SQRT 4    /* nlist = 4 sqrt(n) at training time */
+#define IVF_MIN_LISTS 256
+#define IVF_MAX_LISTS 16384
+#define IVF_TRAIN_PER_LIST 50   /* training sample: 50 vectors per list */
+#define IVF_GROWTH 4            /* retrain when the index has grown 4x */
+#define IVF_NPROBE_MIN 16
+#define IVF_NPROBE_DIV 64       /* nprobe = max(16, nlist / 64) */
+#define IVF_BUILD_THREADS 1     /* leave the other core to queries */
+#define IVF_GATHER_CHUNK 4096   /* vectors copied per hold of vi->mu */
+#define DIRECT_MAP_HASHTABLE 2  /* faiss::DirectMap::Hashtable */
+
+enum { KIND_FLAT = 1, KIND_IVF = 2 };
+enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
 
 /* ret_vindex_search_allowed: scoring the allowed vectors one by one costs
  * ~0.6 us per allowed id; FAISS with a selector scans all ntotal rows
@@ -51,6 +79,13 @@
  * is bounded by ntotal. Re-measure when VINDEX_FACTORY becomes an ANN type:
  * a selector then costs only the probed lists, and the fraction drops. */
 #define ALLOWED_EXACT_FRACTION 1.0
+/* With an IVF index: allowed lists up to IVF_EXACT_MAX ids are scored
+ * exactly (reconstruct through the hash direct map); longer ones use the
+ * selector with nprobe widened by (ntotal / n_allowed)^IVF_FILTER_EXP so
+ * enough allowed candidates are visited (recall measured in
+ * bench/vindex_scale_bench.c). */
+#define IVF_EXACT_MAX 4096
+#define IVF_FILTER_EXP 0.5
 /* The selector is a bitmap over external ids while it stays this small
  * (ids < 128M); larger ids use FAISS's hash-set IDSelectorBatch. */
 #define ALLOWED_BITMAP_MAX_BYTES ((uint64_t)16 << 20)
@@ -58,9 +93,14 @@
 #define SNAP_NAME "index.zkv"
 #define SNAP_TMP_PREFIX SNAP_NAME ".tmp."
 #define SNAP_MAGIC "ZKVINDEX"
-#define SNAP_VERSION 1u
-#define SNAP_HDR_LEN 64   /* magic 8, version 4, dim 4, seq 8, len 8, sha256 32 */
-#define SNAP_HASHED_LEN 32 /* header bytes covered by the hash (all but it) */
+#define SNAP_VERSION 2u
+/* v2: magic 8, version 4, dim 4, seq 8, len 8, kind 4, nlist 4,
+ * trained_n 8, sha256 32. v1 (still read; always flat) lacked kind, nlist
+ * and trained_n: 64 bytes, 32 hashed. The hash covers all bytes before it. */
+#define SNAP_HDR_LEN 80
+#define SNAP_HASHED_LEN 48
+#define SNAP_V1_HDR_LEN 64
+#define SNAP_V1_HASHED_LEN 32
 #define STALE_TMP_SECS 600 /* older temp files are leftovers of a crash */
 #define VINDEX_MAX_DIM 65536
 
@@ -74,14 +114,39 @@ typedef struct {
     size_t count;
 } idset;
 
+/* A background IVF build. The thread reads the live index only while
+ * holding vi->mu; writers hold vi->mu while they change the live index and
+ * note the ids they touch in `dirty`, which the swap re-applies. */
+typedef struct {
+    int state;              /* BUILD_*; guarded by vi->mu */
+    int cancel;             /* set by free/reset; guarded by vi->mu */
+    pthread_t thread;
+    int joined;             /* thread already joined (by an upgrade wait) */
+    int64_t *ids;           /* ids present at launch (thread's own) */
+    size_t nids;
+    int nlist;
+    FaissIndex *index;      /* the new index, valid once READY */
+    idset dirty;            /* ids changed since launch; guarded by vi->mu */
+    double secs;            /* wall time of the build */
+    char err[ZK_ERRLEN];    /* reason, when FAILED */
+} vbuild;
+
 struct ret_vindex {
     char *dir;              /* snapshot directory */
     char *path;             /* dir/index.zkv */
     int dim;
     int64_t applied_seq;    /* last change sequence reflected in index */
+    int kind;               /* KIND_FLAT or KIND_IVF */
+    int nlist;              /* IVF lists (0 for flat) */
+    int64_t trained_n;      /* index size when the IVF index was trained */
+    int64_t failed_n;       /* size at the last failed build (back-off) */
     FaissIndex *index;      /* owns everything below */
-    FaissIndexIDMap2 *idmap; /* same object as index, for its id map */
+    FaissIndexIDMap2 *idmap; /* same object as index when flat, else NULL */
+    FaissIndexIVF *ivf;     /* same object as index when IVF, else NULL */
     idset ids;              /* ids present in index */
+    pthread_mutex_t mu;     /* live index vs the build thread, build state */
+    vbuild build;
+    ret__vindex_tuning tune; /* thresholds (defaults, or a test's) */
 };
 
 /* ---- id set ------------------------------------------------------------ */
@@ -233,16 +298,17 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* SHA-256 of hdr[0..SNAP_HASHED_LEN) followed by len bytes of f from the
- * current position. Returns 0 on success, -1 on a short read or EVP error. */
-static int hash_snapshot(const unsigned char *hdr, FILE *f, uint64_t len, unsigned char out[32])
+/* SHA-256 of hdr[0..hashed) followed by len bytes of f from the current
+ * position. Returns 0 on success, -1 on a short read or EVP error. */
+static int hash_snapshot(const unsigned char *hdr, size_t hashed, FILE *f, uint64_t len,
+                         unsigned char out[32])
 {
     unsigned char chunk[65536];
     unsigned int outlen = 0;
     int ok = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(ctx, hdr, SNAP_HASHED_LEN))
+        !EVP_DigestUpdate(ctx, hdr, hashed))
         goto out;
     while (len > 0) {
         size_t want = len < sizeof chunk ? (size_t)len : sizeof chunk;
@@ -256,42 +322,84 @@ out:
     return ok ? 0 : -1;
 }
 
-/* Attach a fresh index to vi (replacing none). */
+static int default_nprobe(int nlist)
+{
+    int p = nlist / IVF_NPROBE_DIV;
+    return p < IVF_NPROBE_MIN ? (IVF_NPROBE_MIN < nlist ? IVF_NPROBE_MIN : nlist) : p;
+}
+
+static int tuned_nprobe(const ret_vindex *vi, int nlist)
+{
+    if (vi->tune.nprobe > 0) return vi->tune.nprobe < nlist ? vi->tune.nprobe : nlist;
+    return default_nprobe(nlist);
+}
+
+/* Check index (flat IDMap2 or IVF with external ids) and make it vi's,
+ * rebuilding the id set from it. Takes ownership only on success. */
 static zk_rc attach_index(ret_vindex *vi, FaissIndex *index, char *err)
 {
     FaissIndexIDMap2 *idmap = faiss_IndexIDMap2_cast(index);
-    idx_t *ids = NULL;
+    FaissIndexIVF *ivf = idmap ? NULL : faiss_IndexIVF_cast(index);
+    idx_t *ids = NULL, *fetched = NULL;
     size_t n = 0;
-    zk_rc rc;
-    if (!idmap) return zk_fail(err, ZK_CORRUPT, "index is not an IDMap2 index");
+    zk_rc rc = ZK_OK;
+    if (!idmap && !ivf) return zk_fail(err, ZK_CORRUPT, "index is neither IDMap2 nor IVF");
     if (faiss_Index_d(index) != vi->dim)
         return zk_fail(err, ZK_CORRUPT, "index dimension %d, expected %d", faiss_Index_d(index), vi->dim);
     if (faiss_Index_metric_type(index) != METRIC_INNER_PRODUCT)
         return zk_fail(err, ZK_CORRUPT, "index metric is not inner product");
-    faiss_IndexIDMap2_id_map(idmap, &ids, &n);
-    if ((int64_t)n != faiss_Index_ntotal(index))
-        return zk_fail(err, ZK_CORRUPT, "id map holds %zu ids for %lld vectors", n,
-                       (long long)faiss_Index_ntotal(index));
+    if (idmap) {
+        faiss_IndexIDMap2_id_map(idmap, &ids, &n);
+        if ((int64_t)n != faiss_Index_ntotal(index))
+            return zk_fail(err, ZK_CORRUPT, "id map holds %zu ids for %lld vectors", n,
+                           (long long)faiss_Index_ntotal(index));
+    } else {
+        /* external ids live in the inverted lists */
+        size_t nlist = faiss_IndexIVF_nlist(ivf), w = 0;
+        if (!faiss_Index_is_trained(index)) return zk_fail(err, ZK_CORRUPT, "IVF index is not trained");
+        n = (size_t)faiss_Index_ntotal(index);
+        if (!(fetched = zk_malloc((n ? n : 1) * sizeof *fetched))) return zk_fail(err, ZK_NOMEM, "out of memory");
+        for (size_t l = 0; l < nlist; l++) {
+            size_t ln = faiss_IndexIVF_get_list_size(ivf, l);
+            if (ln > n - w) { rc = zk_fail(err, ZK_CORRUPT, "inverted lists hold more than ntotal"); goto out; }
+            faiss_IndexIVF_invlists_get_ids(ivf, l, fetched + w);
+            w += ln;
+        }
+        if (w != n) { rc = zk_fail(err, ZK_CORRUPT, "inverted lists hold %zu of %zu vectors", w, n); goto out; }
+        ids = fetched;
+        if (faiss_IndexIVF_direct_map_type(ivf) != DIRECT_MAP_HASHTABLE) {
+            int frc = faiss_IndexIVF_set_direct_map(ivf, DIRECT_MAP_HASHTABLE);
+            if (frc != 0) { rc = faiss_fail(err, "set_direct_map", frc); goto out; }
+        }
+    }
     idset_clear(&vi->ids);
-    if ((rc = idset_reserve(&vi->ids, n)) != ZK_OK) return zk_fail(err, rc, "out of memory");
+    if ((rc = idset_reserve(&vi->ids, n)) != ZK_OK) { rc = zk_fail(err, rc, "out of memory"); goto out; }
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || !idset_put(&vi->ids, ids[i])) {
             idset_clear(&vi->ids);
-            return zk_fail(err, ZK_CORRUPT, "invalid or duplicate id %lld", (long long)ids[i]);
+            rc = zk_fail(err, ZK_CORRUPT, "invalid or duplicate id %lld", (long long)ids[i]);
+            goto out;
         }
     }
     vi->index = index;
     vi->idmap = idmap;
-    return ZK_OK;
+    vi->ivf = ivf;
+    vi->kind = ivf ? KIND_IVF : KIND_FLAT;
+    vi->nlist = ivf ? (int)faiss_IndexIVF_nlist(ivf) : 0;
+    if (ivf) faiss_IndexIVF_set_nprobe(ivf, (size_t)tuned_nprobe(vi, vi->nlist));
+out:
+    zk_free(fetched);
+    return rc;
 }
 
 static zk_rc new_empty_index(ret_vindex *vi, char *err)
 {
     FaissIndex *index = NULL;
-    int frc = faiss_index_factory(&index, vi->dim, VINDEX_FACTORY, METRIC_INNER_PRODUCT);
-    if (frc != 0) return faiss_fail(err, "index_factory(" VINDEX_FACTORY ")", frc);
+    int frc = faiss_index_factory(&index, vi->dim, VINDEX_FLAT, METRIC_INNER_PRODUCT);
+    if (frc != 0) return faiss_fail(err, "index_factory(" VINDEX_FLAT ")", frc);
     zk_rc rc = attach_index(vi, index, err);
     if (rc != ZK_OK) faiss_Index_free(index);
+    else vi->trained_n = 0;
     return rc;
 }
 
@@ -303,6 +411,9 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
     FaissIndex *index = NULL;
     struct stat st;
     zk_rc rc = ZK_OK;
+    size_t hdr_len = SNAP_HDR_LEN, hashed = SNAP_HASHED_LEN;
+    uint32_t kind = KIND_FLAT, nlist = 0;
+    int64_t trained_n = 0;
     FILE *f = fopen(vi->path, "rb");
     if (!f) {
         if (errno == ENOENT) return zk_fail(err, ZK_NOTFOUND, "no snapshot");
@@ -312,7 +423,7 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
         rc = zk_fail(err, ZK_CORRUPT, "stat: %s", strerror(errno));
         goto out;
     }
-    if (fread(hdr, 1, sizeof hdr, f) != sizeof hdr) {
+    if (fread(hdr, 1, SNAP_V1_HDR_LEN, f) != SNAP_V1_HDR_LEN) {
         rc = zk_fail(err, ZK_CORRUPT, "truncated header (%lld bytes)", (long long)st.st_size);
         goto out;
     }
@@ -323,7 +434,19 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
     uint32_t version = get_u32(hdr + 8), dim = get_u32(hdr + 12);
     int64_t seq = (int64_t)get_u64(hdr + 16);
     uint64_t len = get_u64(hdr + 24);
-    if (version != SNAP_VERSION) {
+    if (version == 1) {
+        hdr_len = SNAP_V1_HDR_LEN;
+        hashed = SNAP_V1_HASHED_LEN;
+    } else if (version == SNAP_VERSION) {
+        if (fread(hdr + SNAP_V1_HDR_LEN, 1, SNAP_HDR_LEN - SNAP_V1_HDR_LEN, f) !=
+            SNAP_HDR_LEN - SNAP_V1_HDR_LEN) {
+            rc = zk_fail(err, ZK_CORRUPT, "truncated header (%lld bytes)", (long long)st.st_size);
+            goto out;
+        }
+        kind = get_u32(hdr + 32);
+        nlist = get_u32(hdr + 36);
+        trained_n = (int64_t)get_u64(hdr + 40);
+    } else {
         rc = zk_fail(err, ZK_CORRUPT, "unknown format version %u", version);
         goto out;
     }
@@ -331,26 +454,27 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
         rc = zk_fail(err, ZK_CORRUPT, "dimension %u, expected %d", dim, vi->dim);
         goto out;
     }
-    if (len == 0 || len != (uint64_t)st.st_size - SNAP_HDR_LEN || seq < 0) {
+    if (len == 0 || (uint64_t)st.st_size < hdr_len || len != (uint64_t)st.st_size - hdr_len || seq < 0 ||
+        trained_n < 0) {
         rc = zk_fail(err, ZK_CORRUPT, "payload length %llu does not match file size %lld",
                      (unsigned long long)len, (long long)st.st_size);
         goto out;
     }
-    if (hash_snapshot(hdr, f, len, sum) != 0 || memcmp(sum, hdr + SNAP_HASHED_LEN, 32) != 0) {
+    if (hash_snapshot(hdr, hashed, f, len, sum) != 0 || memcmp(sum, hdr + hashed, 32) != 0) {
         rc = zk_fail(err, ZK_CORRUPT, "checksum mismatch");
         goto out;
     }
-    if (fseek(f, SNAP_HDR_LEN, SEEK_SET) != 0) {
+    if (fseek(f, (long)hdr_len, SEEK_SET) != 0) {
         rc = zk_fail(err, ZK_CORRUPT, "seek: %s", strerror(errno));
         goto out;
     }
     int frc = faiss_read_index(f, 0, &index);
     if (frc != 0) {
-        rc = faiss_fail(err, "read_index", frc);
+        faiss_fail(err, "read_index", frc);
         rc = ZK_CORRUPT;
         goto out;
     }
-    if (ftell(f) != (long)(SNAP_HDR_LEN + len)) {
+    if (ftell(f) != (long)(hdr_len + len)) {
         rc = zk_fail(err, ZK_CORRUPT, "payload has trailing bytes");
         goto out;
     }
@@ -359,6 +483,17 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
         goto out;
     }
     index = NULL;   /* owned by vi now */
+    if ((uint32_t)vi->kind != kind || (uint32_t)vi->nlist != nlist) {
+        /* header and payload disagree: treat as corrupt, start over */
+        rc = zk_fail(err, ZK_CORRUPT, "header says kind %u nlist %u, payload kind %d nlist %d",
+                     kind, nlist, vi->kind, vi->nlist);
+        faiss_Index_free(vi->index);
+        vi->index = NULL;
+        vi->idmap = NULL;
+        vi->ivf = NULL;
+        goto out;
+    }
+    vi->trained_n = trained_n;
     vi->applied_seq = seq;
 out:
     if (index) faiss_Index_free(index);
@@ -384,6 +519,278 @@ static void remove_stale_temps(const char *dir)
     closedir(d);
 }
 
+/* ---- background IVF build ------------------------------------------------ */
+
+static double now_secs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int choose_nlist(const ret_vindex *vi, int64_t n)
+{
+    if (vi->tune.nlist > 0) return vi->tune.nlist;
+    double l = IVF_LISTS_PER_SQRT * sqrt((double)n);
+    if (l < IVF_MIN_LISTS) l = IVF_MIN_LISTS;
+    if (l > IVF_MAX_LISTS) l = IVF_MAX_LISTS;
+    return (int)l;
+}
+
+static int64_t ivf_threshold(const ret_vindex *vi)
+{
+    return vi->tune.ivf_threshold > 0 ? vi->tune.ivf_threshold : IVF_THRESHOLD;
+}
+
+/* Copy the vectors of ids[0], ids[stride], ... (at most `want`) that are
+ * still present in the live index into out_ids/out_vecs, holding vi->mu a
+ * chunk at a time. Returns the number copied, or -1 on a FAISS error or
+ * cancellation. */
+static long gather(ret_vindex *vi, const int64_t *ids, size_t nids, size_t stride, size_t want,
+                   int64_t *out_ids, float *out_vecs)
+{
+    size_t dim = (size_t)vi->dim, got = 0, i = 0;
+    while (i < nids && got < want) {
+        pthread_mutex_lock(&vi->mu);
+        if (vi->build.cancel) {
+            pthread_mutex_unlock(&vi->mu);
+            return -1;
+        }
+        for (size_t c = 0; c < IVF_GATHER_CHUNK && i < nids && got < want; c++, i += stride) {
+            if (!idset_has(&vi->ids, ids[i])) continue;
+            if (faiss_Index_reconstruct(vi->index, ids[i], out_vecs + got * dim) != 0) {
+                pthread_mutex_unlock(&vi->mu);
+                return -1;
+            }
+            out_ids[got++] = ids[i];
+        }
+        pthread_mutex_unlock(&vi->mu);
+    }
+    return (long)got;
+}
+
+/* The build thread: train on a sample, then copy every vector over. */
+static void *build_main(void *arg)
+{
+    ret_vindex *vi = arg;
+    vbuild *b = &vi->build;
+    double t0 = now_secs();
+    size_t dim = (size_t)vi->dim, n = b->nids;
+    size_t want = (size_t)b->nlist * IVF_TRAIN_PER_LIST, stride = 1;
+    FaissIndex *index = NULL;
+    int64_t *ids = NULL;
+    float *vecs = NULL;
+    char spec[64];
+    int ok = 0, frc;
+    long got;
+    faiss_set_omp_threads(vi->tune.build_threads > 0 ? vi->tune.build_threads : IVF_BUILD_THREADS);
+    if (want < n) stride = n / want;
+    else want = n;
+    size_t bufn = want > IVF_GATHER_CHUNK ? want : IVF_GATHER_CHUNK;
+    if (!(ids = zk_malloc(bufn * sizeof *ids)) || !(vecs = zk_malloc(bufn * dim * sizeof *vecs))) {
+        snprintf(b->err, sizeof b->err, "out of memory");
+        goto out;
+    }
+    if ((got = gather(vi, b->ids, n, stride, want, ids, vecs)) < 0) {
+        snprintf(b->err, sizeof b->err, "reading the sample failed or was cancelled");
+        goto out;
+    }
+    snprintf(spec, sizeof spec, "IVF%d,%s", b->nlist, vi->tune.sq8 == 2 ? "Flat" : IVF_CODE);
+    if ((frc = faiss_index_factory(&index, vi->dim, spec, METRIC_INNER_PRODUCT)) != 0 ||
+        (frc = faiss_Index_train(index, (idx_t)got, vecs)) != 0 ||
+        (frc = faiss_IndexIVF_set_direct_map(faiss_IndexIVF_cast(index), DIRECT_MAP_HASHTABLE)) != 0) {
+        snprintf(b->err, sizeof b->err, "training %s: %s", spec, faiss_get_last_error());
+        goto out;
+    }
+    for (size_t i = 0; i < n; i += IVF_GATHER_CHUNK) {
+        size_t m = n - i < IVF_GATHER_CHUNK ? n - i : IVF_GATHER_CHUNK;
+        if ((got = gather(vi, b->ids + i, m, 1, m, ids, vecs)) < 0) {
+            snprintf(b->err, sizeof b->err, "copying vectors failed or was cancelled");
+            goto out;
+        }
+        if (got && (frc = faiss_Index_add_with_ids(index, (idx_t)got, vecs, ids)) != 0) {
+            snprintf(b->err, sizeof b->err, "filling %s: %s", spec, faiss_get_last_error());
+            goto out;
+        }
+    }
+    ok = 1;
+out:
+    zk_free(ids);
+    zk_free(vecs);
+    pthread_mutex_lock(&vi->mu);
+    if (ok) {
+        b->index = index;
+        b->secs = now_secs() - t0;
+        b->state = BUILD_READY;
+    } else {
+        if (index) faiss_Index_free(index);
+        b->state = BUILD_FAILED;
+    }
+    pthread_mutex_unlock(&vi->mu);
+    return NULL;
+}
+
+/* Writer context. Start a build when the size policy asks for one: the
+ * flat index reached the threshold, or the IVF index grew IVF_GROWTH times
+ * since it was trained. Failures to start only log: search still works. */
+static void maybe_start_build(ret_vindex *vi)
+{
+    int64_t n = (int64_t)faiss_Index_ntotal(vi->index);
+    vbuild *b = &vi->build;
+    if (b->state != BUILD_NONE || n < ivf_threshold(vi)) return;
+    if (vi->kind == KIND_IVF && n < IVF_GROWTH * vi->trained_n) return;
+    if (vi->failed_n && n < 2 * vi->failed_n) return;   /* back off after a failure */
+    int nlist = choose_nlist(vi, n);
+    if (vi->kind == KIND_IVF && nlist <= vi->nlist) return;
+    if (!(b->ids = zk_malloc((size_t)n * sizeof *b->ids))) goto fail;
+    size_t w = 0;
+    for (size_t i = 0; i < vi->ids.cap; i++)
+        if (vi->ids.slots[i] != IDSET_EMPTY) b->ids[w++] = vi->ids.slots[i];
+    b->nids = w;
+    b->nlist = nlist;
+    b->cancel = 0;
+    b->err[0] = '\0';
+    b->joined = 0;
+    idset_clear(&b->dirty);
+    b->state = BUILD_RUNNING;   /* before the thread can see it: no lock needed yet */
+    if (pthread_create(&b->thread, NULL, build_main, vi) != 0) {
+        b->state = BUILD_NONE;
+        zk_free(b->ids);
+        b->ids = NULL;
+        goto fail;
+    }
+    ZK_LOG(ZK_LOG_INFO, "vector index %s: building IVF%d over %lld vectors in the background",
+           vi->dir, nlist, (long long)n);
+    return;
+fail:
+    vi->failed_n = n;
+    ZK_LOG(ZK_LOG_WARN, "vector index %s: cannot start the IVF build", vi->dir);
+}
+
+static void build_join(vbuild *b)
+{
+    if (!b->joined) pthread_join(b->thread, NULL);
+    b->joined = 1;
+}
+
+/* Join a finished (or cancelled) build thread and forget it. */
+static void build_reap(ret_vindex *vi)
+{
+    vbuild *b = &vi->build;
+    build_join(b);
+    if (b->index) faiss_Index_free(b->index);
+    b->index = NULL;
+    zk_free(b->ids);
+    b->ids = NULL;
+    b->nids = 0;
+    idset_clear(&b->dirty);
+    b->state = BUILD_NONE;
+}
+
+/* Cancel a running build and wait for its thread. */
+static void build_cancel(ret_vindex *vi)
+{
+    if (vi->build.state == BUILD_NONE) return;
+    pthread_mutex_lock(&vi->mu);
+    vi->build.cancel = 1;
+    pthread_mutex_unlock(&vi->mu);
+    build_reap(vi);
+}
+
+/* Writer context: remember ids about to change while a build runs.
+ * Call before changing the live index (it can fail). */
+static zk_rc note_dirty(ret_vindex *vi, size_t n, const int64_t *ids, char *err)
+{
+    zk_rc rc = ZK_OK;
+    if (vi->build.state == BUILD_NONE) return ZK_OK;
+    pthread_mutex_lock(&vi->mu);
+    if ((rc = idset_reserve(&vi->build.dirty, n)) == ZK_OK)
+        for (size_t i = 0; i < n; i++) idset_put(&vi->build.dirty, ids[i]);
+    pthread_mutex_unlock(&vi->mu);
+    return rc == ZK_OK ? ZK_OK : zk_fail(err, rc, "vindex: out of memory");
+}
+
+static zk_rc remove_from(FaissIndex *index, int kind, size_t n, const int64_t *ids, char *err);
+
+/* Writer context: if the build is READY, bring it up to date with the ids
+ * changed since launch and make it the live index. A failed build or catch-
+ * up keeps the current index (and logs); only out-of-memory is returned. */
+static zk_rc build_swap(ret_vindex *vi, char *err)
+{
+    vbuild *b = &vi->build;
+    int64_t *dirty = NULL, *add_ids = NULL;
+    float *vecs = NULL;
+    size_t nd = 0, na = 0, dim = (size_t)vi->dim;
+    zk_rc rc = ZK_OK;
+    char why[ZK_ERRLEN] = "";
+    pthread_mutex_lock(&vi->mu);
+    int state = b->state;
+    pthread_mutex_unlock(&vi->mu);
+    if (state == BUILD_NONE || state == BUILD_RUNNING) return ZK_OK;
+    build_join(b);
+    b->state = BUILD_NONE;   /* joined: the fields are ours alone */
+    if (state == BUILD_FAILED) {
+        vi->failed_n = (int64_t)faiss_Index_ntotal(vi->index);
+        ZK_LOG(ZK_LOG_WARN, "vector index %s: IVF build failed: %s", vi->dir, b->err);
+        goto out;
+    }
+    nd = b->dirty.count;
+    if (nd) {
+        if (!(dirty = zk_malloc(nd * sizeof *dirty)) || !(add_ids = zk_malloc(nd * sizeof *add_ids)) ||
+            !(vecs = zk_malloc(nd * dim * sizeof *vecs))) {
+            rc = zk_fail(err, ZK_NOMEM, "vindex: out of memory");
+            goto out;
+        }
+        size_t w = 0;
+        for (size_t i = 0; i < b->dirty.cap; i++)
+            if (b->dirty.slots[i] != IDSET_EMPTY) dirty[w++] = b->dirty.slots[i];
+        for (size_t i = 0; i < nd; i++) {
+            if (!idset_has(&vi->ids, dirty[i])) continue;
+            if (faiss_Index_reconstruct(vi->index, dirty[i], vecs + na * dim) != 0) {
+                faiss_fail(why, "reconstruct", -1);
+                goto failed;
+            }
+            add_ids[na++] = dirty[i];
+        }
+        if (remove_from(b->index, KIND_IVF, nd, dirty, why) != ZK_OK) goto failed;
+        if (na && faiss_Index_add_with_ids(b->index, (idx_t)na, vecs, add_ids) != 0) {
+            faiss_fail(why, "add_with_ids", -1);
+            goto failed;
+        }
+    }
+    if ((int64_t)faiss_Index_ntotal(b->index) != (int64_t)vi->ids.count) {
+        snprintf(why, sizeof why, "built index holds %lld vectors, live %zu",
+                 (long long)faiss_Index_ntotal(b->index), vi->ids.count);
+        goto failed;
+    }
+    faiss_Index_free(vi->index);
+    vi->index = b->index;
+    b->index = NULL;
+    vi->idmap = NULL;
+    vi->ivf = faiss_IndexIVF_cast(vi->index);
+    vi->kind = KIND_IVF;
+    vi->nlist = b->nlist;
+    vi->trained_n = (int64_t)b->nids;
+    vi->failed_n = 0;
+    faiss_IndexIVF_set_nprobe(vi->ivf, (size_t)tuned_nprobe(vi, vi->nlist));
+    ZK_LOG(ZK_LOG_INFO, "vector index %s: now IVF%d (built in %.1f s)", vi->dir, vi->nlist, b->secs);
+    goto out;
+failed:
+    vi->failed_n = (int64_t)faiss_Index_ntotal(vi->index);
+    ZK_LOG(ZK_LOG_WARN, "vector index %s: IVF swap failed: %s", vi->dir, why);
+out:
+    if (b->index) faiss_Index_free(b->index);
+    b->index = NULL;
+    zk_free(b->ids);
+    b->ids = NULL;
+    b->nids = 0;
+    idset_clear(&b->dirty);
+    zk_free(dirty);
+    zk_free(add_ids);
+    zk_free(vecs);
+    return rc;
+}
+
 /* ---- public API --------------------------------------------------------- */
 
 zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebuilt, char *err)
@@ -402,6 +809,7 @@ zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebui
         goto out;
     }
     vi->dim = dim;
+    pthread_mutex_init(&vi->mu, NULL);
     remove_stale_temps(dir);
 
     rc = load_snapshot(vi, why);
@@ -416,6 +824,7 @@ zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebui
         if ((rc = new_empty_index(vi, err)) != ZK_OK) goto out;
         if (out_rebuilt) *out_rebuilt = 1;
     }
+    maybe_start_build(vi);   /* a flat snapshot past the threshold */
     *out = vi;
     vi = NULL;
 out:
@@ -426,8 +835,11 @@ out:
 void ret_vindex_free(ret_vindex *vi)
 {
     if (!vi) return;
+    build_cancel(vi);
     if (vi->index) faiss_Index_free(vi->index);
     idset_free(&vi->ids);
+    idset_free(&vi->build.dirty);
+    pthread_mutex_destroy(&vi->mu);
     zk_free(vi->path);
     zk_free(vi->dir);
     zk_free(vi);
@@ -441,31 +853,43 @@ int64_t ret_vindex_applied_seq(const ret_vindex *vi) { return vi->applied_seq; }
 
 void ret_vindex_set_applied_seq(ret_vindex *vi, int64_t seq) { vi->applied_seq = seq; }
 
+/* Remove ids (all present in index) from a flat or IVF index. IDMap2 tests
+ * membership per row, so it gets a hash selector; an IVF index with a
+ * hash-table direct map removes by lookup and accepts only an id array. */
+static zk_rc remove_from(FaissIndex *index, int kind, size_t n, const int64_t *ids, char *err)
+{
+    FaissIDSelector *sel = NULL;
+    int frc = kind == KIND_IVF ? faiss_IDSelectorArray_new((FaissIDSelectorArray **)&sel, n, ids)
+                               : faiss_IDSelectorBatch_new((FaissIDSelectorBatch **)&sel, n, ids);
+    if (frc != 0) return faiss_fail(err, "IDSelector_new", frc);
+    frc = faiss_Index_remove_ids(index, sel, NULL);
+    faiss_IDSelector_free(sel);
+    return frc != 0 ? faiss_fail(err, "remove_ids", frc) : ZK_OK;
+}
+
 /* Remove the listed ids that are present (ids may repeat). */
 static zk_rc remove_present(ret_vindex *vi, size_t n, const int64_t *ids, char *err)
 {
-    FaissIDSelectorBatch *sel = NULL;
     int64_t *present = NULL;
     size_t np = 0;
     zk_rc rc = ZK_OK;
+    idset seen = {0};
     for (size_t i = 0; i < n; i++) np += idset_has(&vi->ids, ids[i]);
     if (np == 0) return ZK_OK;
-    if (!(present = zk_malloc(np * sizeof *present))) return zk_fail(err, ZK_NOMEM, "out of memory");
+    if (!(present = zk_malloc(np * sizeof *present)) || idset_reserve(&seen, np) != ZK_OK) {
+        rc = zk_fail(err, ZK_NOMEM, "out of memory");
+        goto out;
+    }
     np = 0;
     for (size_t i = 0; i < n; i++)
-        if (idset_has(&vi->ids, ids[i])) present[np++] = ids[i];
-    int frc = faiss_IDSelectorBatch_new(&sel, np, present);
-    if (frc != 0) {
-        rc = faiss_fail(err, "IDSelectorBatch_new", frc);
-        goto out;
-    }
-    if ((frc = faiss_Index_remove_ids(vi->index, (const FaissIDSelector *)sel, NULL)) != 0) {
-        rc = faiss_fail(err, "remove_ids", frc);
-        goto out;
-    }
-    for (size_t i = 0; i < np; i++) idset_del(&vi->ids, present[i]);
+        if (idset_has(&vi->ids, ids[i]) && idset_put(&seen, ids[i])) present[np++] = ids[i];
+    if ((rc = note_dirty(vi, np, present, err)) != ZK_OK) goto out;
+    pthread_mutex_lock(&vi->mu);
+    if ((rc = remove_from(vi->index, vi->kind, np, present, err)) == ZK_OK)
+        for (size_t i = 0; i < np; i++) idset_del(&vi->ids, present[i]);
+    pthread_mutex_unlock(&vi->mu);
 out:
-    if (sel) faiss_IDSelector_free((FaissIDSelector *)sel);
+    idset_free(&seen);
     zk_free(present);
     return rc;
 }
@@ -484,8 +908,9 @@ zk_rc ret_vindex_add(ret_vindex *vi, size_t n, const int64_t *ids, const float *
     if (n > (size_t)INT64_MAX / dim) return zk_fail(err, ZK_TOOBIG, "vindex add: batch too large");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0) return zk_fail(err, ZK_INVALID, "vindex add: negative id %lld", (long long)ids[i]);
+    if ((rc = build_swap(vi, err)) != ZK_OK) return rc;
     if (!faiss_Index_is_trained(vi->index))
-        return zk_fail(err, ZK_INDEX, "vindex add: index type " VINDEX_FACTORY " needs training");
+        return zk_fail(err, ZK_INDEX, "vindex add: index needs training");
 
     /* A batch naming one id twice keeps the last vector for it. */
     if ((rc = idset_reserve(&seen, n)) != ZK_OK) goto nomem;
@@ -506,14 +931,22 @@ zk_rc ret_vindex_add(ret_vindex *vi, size_t n, const int64_t *ids, const float *
         add_vecs = uvecs;
     }
     /* Reserve first so nothing can fail after FAISS has been changed. */
-    if ((rc = idset_reserve(&vi->ids, nu)) != ZK_OK) goto nomem;
+    pthread_mutex_lock(&vi->mu);
+    rc = idset_reserve(&vi->ids, nu);
+    pthread_mutex_unlock(&vi->mu);
+    if (rc != ZK_OK) goto nomem;
+    if ((rc = note_dirty(vi, nu, add_ids, err)) != ZK_OK) goto out;
     if ((rc = remove_present(vi, nu, add_ids, err)) != ZK_OK) goto out;
+    pthread_mutex_lock(&vi->mu);
     int frc = faiss_Index_add_with_ids(vi->index, (idx_t)nu, add_vecs, add_ids);
+    if (frc == 0)
+        for (size_t i = 0; i < nu; i++) idset_put(&vi->ids, add_ids[i]);
+    pthread_mutex_unlock(&vi->mu);
     if (frc != 0) {
         rc = faiss_fail(err, "add_with_ids", frc);
         goto out;
     }
-    for (size_t i = 0; i < nu; i++) idset_put(&vi->ids, add_ids[i]);
+    maybe_start_build(vi);
     goto out;
 nomem:
     rc = zk_fail(err, ZK_NOMEM, "vindex add: out of memory");
@@ -526,18 +959,67 @@ out:
 
 zk_rc ret_vindex_remove(ret_vindex *vi, size_t n, const int64_t *ids, char *err)
 {
+    zk_rc rc;
     if (n == 0) return ZK_OK;
     if (!ids) return zk_fail(err, ZK_INVALID, "vindex remove: NULL ids");
+    if ((rc = build_swap(vi, err)) != ZK_OK) return rc;
     return remove_present(vi, n, ids, err);
 }
 
+/* Back to an empty exact index: the rebuild that follows re-adds every
+ * vector, and the size policy builds IVF again in the background. */
 zk_rc ret_vindex_reset(ret_vindex *vi, char *err)
 {
-    int frc = faiss_Index_reset(vi->index);
-    if (frc != 0) return faiss_fail(err, "reset", frc);
-    idset_clear(&vi->ids);
+    build_cancel(vi);
+    if (vi->kind == KIND_IVF) {
+        FaissIndex *old = vi->index;
+        zk_rc rc = new_empty_index(vi, err);
+        if (rc != ZK_OK) return rc;
+        faiss_Index_free(old);
+    } else {
+        int frc = faiss_Index_reset(vi->index);
+        if (frc != 0) return faiss_fail(err, "reset", frc);
+        idset_clear(&vi->ids);
+    }
+    vi->failed_n = 0;
     vi->applied_seq = 0;
     return ZK_OK;
+}
+
+int ret_vindex_upgrade_ready(const ret_vindex *vi)
+{
+    ret_vindex *m = (ret_vindex *)vi;   /* the mutex is not part of the value */
+    pthread_mutex_lock(&m->mu);
+    int ready = m->build.state == BUILD_READY || m->build.state == BUILD_FAILED;
+    pthread_mutex_unlock(&m->mu);
+    return ready;
+}
+
+zk_rc ret_vindex_upgrade(ret_vindex *vi, int wait, char *err)
+{
+    if (wait) {
+        maybe_start_build(vi);
+        if (vi->build.state != BUILD_NONE) build_join(&vi->build);
+    }
+    return build_swap(vi, err);
+}
+
+void ret__vindex_tune(ret_vindex *vi, const ret__vindex_tuning *t)
+{
+    vi->tune = *t;
+    if (vi->ivf) faiss_IndexIVF_set_nprobe(vi->ivf, (size_t)tuned_nprobe(vi, vi->nlist));
+    maybe_start_build(vi);
+}
+
+int ret__vindex_kind(const ret_vindex *vi, int *out_nlist)
+{
+    if (out_nlist) *out_nlist = vi->nlist;
+    return vi->kind;
+}
+
+double ret__vindex_build_secs(const ret_vindex *vi)
+{
+    return vi->build.secs;
 }
 
 zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
@@ -580,17 +1062,16 @@ static int cmp_i64(const void *a, const void *b)
 
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err)
 {
-    idx_t *map = NULL;
-    size_t n = 0;
+    size_t n = vi->ids.count, w = 0;
     *out_ids = NULL;
     *out_n = 0;
-    faiss_IndexIDMap2_id_map(vi->idmap, &map, &n);
     int64_t *ids = zk_malloc((n ? n : 1) * sizeof *ids);
     if (!ids) return zk_fail(err, ZK_NOMEM, "vindex ids: out of memory");
-    if (n) memcpy(ids, map, n * sizeof *ids);
-    qsort(ids, n, sizeof *ids, cmp_i64);
+    for (size_t i = 0; i < vi->ids.cap; i++)
+        if (vi->ids.slots[i] != IDSET_EMPTY) ids[w++] = vi->ids.slots[i];
+    qsort(ids, w, sizeof *ids, cmp_i64);
     *out_ids = ids;
-    *out_n = n;
+    *out_n = w;
     return ZK_OK;
 }
 
@@ -703,6 +1184,7 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
 {
     FaissIDSelector *sel = NULL;
     FaissSearchParameters *params = NULL;
+    FaissSearchParametersIVF *ivf_params = NULL;
     uint8_t *bitmap = NULL;
     zk_rc rc = ZK_OK;
     int frc;
@@ -722,7 +1204,18 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
         rc = faiss_fail(err, "IDSelector_new", frc);
         goto out;
     }
-    if ((frc = faiss_SearchParameters_new(&params, sel)) != 0) {
+    if (vi->ivf) {
+        /* few allowed ids per list: probe more lists to find k of them */
+        double frac = (double)n_allowed / (double)faiss_Index_ntotal(vi->index);
+        double np = (double)faiss_IndexIVF_nprobe(vi->ivf);
+        if (frac < 1) np *= pow(1 / frac, IVF_FILTER_EXP);
+        if (np > vi->nlist) np = vi->nlist;
+        if ((frc = faiss_SearchParametersIVF_new_with(&ivf_params, sel, (size_t)np, 0)) != 0) {
+            rc = faiss_fail(err, "SearchParametersIVF_new", frc);
+            goto out;
+        }
+        params = (FaissSearchParameters *)ivf_params;
+    } else if ((frc = faiss_SearchParameters_new(&params, sel)) != 0) {
         rc = faiss_fail(err, "SearchParameters_new", frc);
         goto out;
     }
@@ -732,7 +1225,8 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
     }
     *out_n = kk;
 out:
-    faiss_SearchParameters_free(params);
+    if (ivf_params) faiss_SearchParametersIVF_free(ivf_params);
+    else faiss_SearchParameters_free(params);
     if (sel) faiss_IDSelector_free(sel);
     zk_free(bitmap);
     return rc;
@@ -774,7 +1268,8 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     int automatic = strategy == VIA_AUTO;
     if (automatic)
-        strategy = (double)n_allowed <= ALLOWED_EXACT_FRACTION * (double)total
+        strategy = vi->ivf ? (n_allowed <= IVF_EXACT_MAX ? VIA_EXACT : VIA_SELECTOR)
+                           : (double)n_allowed <= ALLOWED_EXACT_FRACTION * (double)total
                        ? VIA_EXACT : VIA_SELECTOR;
     if (strategy == VIA_EXACT) {
         rc = search_exact(vi, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
@@ -839,6 +1334,7 @@ zk_rc ret_vindex_save(ret_vindex *vi, char *err)
     /* Header placeholder, payload, then the real header once the payload's
      * length and hash are known. */
     if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) goto io;
+    if ((rc = build_swap(vi, err)) != ZK_OK) goto out;
     int frc = faiss_write_index(vi->index, f);
     if (frc != 0) {
         rc = faiss_fail(err, "write_index", frc);
@@ -852,8 +1348,11 @@ zk_rc ret_vindex_save(ret_vindex *vi, char *err)
     put_u32(hdr + 12, (uint32_t)vi->dim);
     put_u64(hdr + 16, (uint64_t)vi->applied_seq);
     put_u64(hdr + 24, (uint64_t)(end - SNAP_HDR_LEN));
+    put_u32(hdr + 32, (uint32_t)vi->kind);
+    put_u32(hdr + 36, (uint32_t)vi->nlist);
+    put_u64(hdr + 40, (uint64_t)vi->trained_n);
     if (fseek(f, SNAP_HDR_LEN, SEEK_SET) != 0) goto io;
-    if (hash_snapshot(hdr, f, (uint64_t)(end - SNAP_HDR_LEN), hdr + SNAP_HASHED_LEN) != 0) {
+    if (hash_snapshot(hdr, SNAP_HASHED_LEN, f, (uint64_t)(end - SNAP_HDR_LEN), hdr + SNAP_HASHED_LEN) != 0) {
         rc = zk_fail(err, ZK_IO, "vindex save: re-reading %s failed", tmp);
         goto out;
     }

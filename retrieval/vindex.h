@@ -10,8 +10,13 @@
  * with applied_seq 0 (and *out_rebuilt = 1) — never an error — so the caller
  * rebuilds from SQLite.
  *
+ * Large indexes switch from exact search to an IVF index built by a
+ * background thread owned by the index (see vindex.c); writer calls swap a
+ * finished build in.
+ *
  * Not thread-safe for writers; concurrent searches are safe only when no
- * add/remove runs at the same time (caller holds a rwlock). */
+ * add/remove/save/upgrade runs at the same time (caller holds a rwlock).
+ * The background build synchronises with writers internally. */
 #ifndef RET_VINDEX_H
 #define RET_VINDEX_H
 
@@ -61,7 +66,16 @@ zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
  * consistency checks. */
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err);
 
-/* Persist snapshot + applied_seq atomically. */
+/* 1 when a background build has finished and waits to be swapped in by
+ * ret_vindex_upgrade() (cheap; safe under a read lock). */
+int ret_vindex_upgrade_ready(const ret_vindex *vi);
+/* Writer call: swap a finished background build in. With wait != 0, first
+ * start a build if the size policy asks for one and wait for it (for the
+ * end of a CLI ingest, so the saved snapshot is already IVF). */
+zk_rc ret_vindex_upgrade(ret_vindex *vi, int wait, char *err);
+
+/* Persist snapshot + applied_seq atomically (swaps a finished build in
+ * first). */
 zk_rc ret_vindex_save(ret_vindex *vi, char *err);
 
 #endif

@@ -30,6 +30,7 @@
 #include "server/auth.h"
 #include "server/files.h"
 #include "server/session.h"
+#include "server/webhooks/hooks.h"
 
 /* latency histogram bucket bounds, seconds */
 static const double SRV_BUCKETS[12] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
@@ -882,6 +883,7 @@ zk_rc srv_run(const srv_opts *o, char *err)
     if ((rc = llm_reranker_from_config(o->cfg, &s->reranker, err)) != ZK_OK) goto out;
     srv_register_api(s);
     srv_register_admin(s);
+    if ((rc = srv_hooks_start(s, err)) != ZK_OK) goto out;
 
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
     const char *cert_path = zk_config_get(o->cfg, "server", "tls_cert");
@@ -947,12 +949,14 @@ zk_rc srv_run(const srv_opts *o, char *err)
         usleep(20 * 1000);
     }
     MHD_stop_daemon(s->mhd);      /* closes what is left, joins the connection threads */
+    srv_hooks_stop(s);            /* webhook workers finish queued questions (bounded by the grace) */
     while (__atomic_load_n(&streams_running, __ATOMIC_SEQ_CST) > 0 && zk_now() < deadline + 5) usleep(20 * 1000);
     s->mhd = NULL;
     if (s->ready && (rc = ret_indexes_save(s->indexes, err)) != ZK_OK)
         ZK_LOG(ZK_LOG_ERROR, "saving vector snapshots: %s", err);
 out:
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    srv_hooks_stop(s);            /* no request can queue a question any more */
     for (int i = 0; i < s->npool; i++) ret_store_close(s->pool[i]);
     ret_indexes_free(s->indexes);
     llm_embedder_free(s->emb);

@@ -80,6 +80,10 @@ typedef struct srv_ctx {
     /* rate limiter, guarded by rate_mu */
     pthread_mutex_t rate_mu;
     struct srv_bucket { char key[96]; double tokens, at; } rate[1024];
+    /* chat-bot webhooks (server/webhooks/hooks.c), set up by srv_hooks_start */
+    struct hook_adapter *hooks[8];   /* enabled adapters, mounted at /hooks/NAME */
+    int nhooks;
+    struct hook_pool *hook_pool;     /* bounded queue + worker threads answering them; NULL = none */
 } srv_ctx;
 
 enum { SRV_STAGE_RETRIEVAL = 0, SRV_STAGE_LLM_FIRST, SRV_STAGE_LLM_TOTAL, SRV_STAGE_INGEST };

@@ -28,6 +28,7 @@ typedef struct {
     char chat[512];           /* where to answer: chat/channel/conversation id */
     char reply_to[2048];      /* adapter-specific: sessionWebhook URL, message_id, thread_ts, ... */
     int is_group;
+    int sync;                 /* answer inline in the HTTP response (generic webhook), not via reply() */
     char *text;               /* the question, UTF-8, mentions stripped (owned) */
 } hook_msg;
 
@@ -52,7 +53,7 @@ typedef struct hook_adapter hook_adapter;
 struct hook_adapter {
     const char *name;         /* "wecom" — also the route /hooks/wecom and the section webhook.wecom */
     size_t max_reply_chars;   /* platform text limit: longer answers are cut with a portal link */
-    int markdown;             /* render citations as markdown links */
+    int markdown;             /* HOOK_PLAIN, HOOK_MARKDOWN ([t](url)) or HOOK_MRKDWN (Slack <url|t>) */
     /* Handle one request (method GET or POST, raw body, query via
      * srv_query/srv_header on r). Fill *http with the immediate response.
      * Set *out_msg (caller frees with hook_msg_free) when the request
@@ -78,8 +79,23 @@ zk_rc hook_generic_new(const zk_config *cfg, hook_adapter **out, char *err);
 zk_rc srv_hooks_start(srv_ctx *s, char *err);
 void srv_hooks_stop(srv_ctx *s);
 
+/* hook_msg_free(NULL) is a no-op; hook_http_set copies body (NULL = empty). */
 void hook_msg_free(hook_msg *m);
 void hook_http_set(hook_http *h, int status, const char *content_type, const char *body);
+
+/* Answer rendering (hooks.c). style: hook_adapter.markdown. The answer
+ * text, then the sources as "[n] title" with a portal link
+ * (PORTAL/#/doc/ID) when portal_url is non-empty. A result longer than
+ * max_bytes (UTF-8 bytes; 0 = no limit) is cut on a character boundary
+ * and ends with "…" plus the portal link. Caller frees with zk_free. */
+enum { HOOK_PLAIN = 0, HOOK_MARKDOWN = 1, HOOK_MRKDWN = 2 };
+typedef struct {
+    int n;                    /* the answer's [n] marker */
+    const char *title;
+    const char *id;           /* document id (for the portal link) */
+} hook_source;
+char *hook_render(const char *answer, const hook_source *src, size_t nsrc, int style, size_t max_bytes,
+                  const char *portal_url);
 
 /* ---- helpers shared by adapters (hooks_util.c) ------------------------------ */
 /* Constant-time compare of two NUL-terminated strings of equal length. */

@@ -23,6 +23,10 @@
 #include "retrieval/vindex.h"
 
 #define DIM 64
+/* Snapshot header (vindex.c): v2 is 80 bytes with the hash over the first
+ * 48; v1 was 64 bytes with the hash over the first 32. */
+#define HDR_LEN 80
+#define HDR_HASHED 48
 #define NVEC 2000
 #define TOPK 10
 
@@ -466,7 +470,7 @@ static void apply_damage(const char *dir, damage d)
     struct stat st;
     snprintf(path, sizeof path, "%s/index.zkv", dir);
     assert_int_equal(stat(path, &st), 0);
-    assert_true(st.st_size > 64 + 100);
+    assert_true(st.st_size > HDR_LEN + 100);
     switch (d) {
     case TRUNC_HALF: assert_int_equal(truncate(path, st.st_size / 2), 0); break;
     case TRUNC_HEADER: assert_int_equal(truncate(path, 40), 0); break;
@@ -478,7 +482,7 @@ static void apply_damage(const char *dir, damage d)
         fclose(f);
         break;
     }
-    case FLIP_PAYLOAD: flip(path, 64 + 10); break;
+    case FLIP_PAYLOAD: flip(path, HDR_LEN + 10); break;
     case FLIP_PAYLOAD_END: flip(path, -5); break;
     case FLIP_MAGIC: flip(path, 2); break;
     case FLIP_SEQ: flip(path, 16); break;
@@ -547,32 +551,44 @@ static void test_wrong_dim(void **state)
 }
 
 /* Rewrite dir/index.zkv with the given payload and a header whose length and
- * checksum are correct, so only FAISS itself can reject it. */
-static void forge_snapshot(const char *dir, const unsigned char *payload, size_t len)
+ * checksum are correct, so only FAISS itself can reject it. version 1
+ * writes the old 64-byte header (no kind/nlist). */
+static void forge_snapshot_v(const char *dir, const unsigned char *payload, size_t len, int version)
 {
     char path[512], hex[65];
-    unsigned char hdr[64];
+    unsigned char hdr[HDR_LEN];
+    size_t hlen = version == 1 ? 64 : HDR_LEN, hashed = version == 1 ? 32 : HDR_HASHED;
     snprintf(path, sizeof path, "%s/index.zkv", dir);
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
-    assert_int_equal(fread(hdr, 1, 64, f), 64);
+    assert_int_equal(fread(hdr, 1, HDR_LEN, f), HDR_LEN);
     fclose(f);
+    hdr[8] = (unsigned char)version;
+    if (version != 1) {   /* a flat index: kind 1, nlist 0, trained 0 */
+        memset(hdr + 32, 0, 16);
+        hdr[32] = 1;
+    }
     for (int i = 0; i < 8; i++) hdr[24 + i] = (unsigned char)((uint64_t)len >> (8 * i));
-    unsigned char *buf = malloc(32 + len);
-    memcpy(buf, hdr, 32);
-    memcpy(buf + 32, payload, len);
-    zk_sha256_hex(buf, 32 + len, hex);
+    unsigned char *buf = malloc(hashed + len);
+    memcpy(buf, hdr, hashed);
+    memcpy(buf + hashed, payload, len);
+    zk_sha256_hex(buf, hashed + len, hex);
     for (int i = 0; i < 32; i++) {
         unsigned int byte;
         sscanf(hex + 2 * i, "%2x", &byte);
-        hdr[32 + i] = (unsigned char)byte;
+        hdr[hashed + i] = (unsigned char)byte;
     }
     free(buf);
     f = fopen(path, "wb");
     assert_non_null(f);
-    assert_int_equal(fwrite(hdr, 1, 64, f), 64);
+    assert_int_equal(fwrite(hdr, 1, hlen, f), hlen);
     assert_int_equal(fwrite(payload, 1, len, f), len);
     fclose(f);
+}
+
+static void forge_snapshot(const char *dir, const unsigned char *payload, size_t len)
+{
+    forge_snapshot_v(dir, payload, len, 2);
 }
 
 static void test_forged_payload(void **state)
@@ -585,15 +601,21 @@ static void test_forged_payload(void **state)
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);
-    size_t len = (size_t)ftell(f) - 64;
+    size_t len = (size_t)ftell(f) - HDR_LEN;
     unsigned char *payload = malloc(len + 1);
-    fseek(f, 64, SEEK_SET);
+    fseek(f, HDR_LEN, SEEK_SET);
     assert_int_equal(fread(payload, 1, len, f), len);
     fclose(f);
 
     /* the forger itself is right: the untouched payload still loads */
     forge_snapshot(dir, payload, len);
     ret_vindex *vi = open_ok(dir, DIM, 0);
+    assert_int_equal(ret_vindex_count(vi), 50);
+    ret_vindex_free(vi);
+
+    /* a version 1 snapshot (64-byte header, always flat) still loads */
+    forge_snapshot_v(dir, payload, len, 1);
+    vi = open_ok(dir, DIM, 0);
     assert_int_equal(ret_vindex_count(vi), 50);
     ret_vindex_free(vi);
 
