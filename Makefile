@@ -51,7 +51,7 @@ COMMON_SRC    := $(wildcard common/*.c)
 RETRIEVAL_SRC := $(wildcard retrieval/*.c)
 INDEXER_SRC   := $(wildcard indexer/*.c indexer/parse/*.c)
 LLM_SRC       := $(wildcard llm/*.c)
-SERVER_SRC    := $(wildcard server/*.c)
+SERVER_SRC    := $(wildcard server/*.c server/webhooks/*.c)
 CLI_SRC       := $(wildcard cli/*.c)
 SCHEMA_SQL    := $(sort $(wildcard schema/*.sql))
 

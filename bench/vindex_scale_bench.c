@@ -5,8 +5,9 @@
  * nprobe, ACL-filtered search (1% and 10% allowed), memory (RSS delta) and
  * snapshot save/open time. Figures go to docs/PERFORMANCE.md. Run by
  * `make bench` (bench/run.sh); by hand:
- *   build/bench/vindex_scale_bench [N=100000] [QUERIES=50] [sq8|flat] [flatbase|noflat]
- */
+ *   build/bench/vindex_scale_bench [N=100000] [QUERIES=50] [sq8|flat] [OPTS]
+ * OPTS may contain "noflat" (skip the exact baseline) and "nocold" (skip
+ * the cold build at N). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,10 +155,12 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? (size_t)atol(argv[1]) : 100000;
     int nq = argc > 2 ? atoi(argv[2]) : 50;
     int sq8 = !(argc > 3 && strcmp(argv[3], "flat") == 0);
-    int flatbase = !(argc > 4 && strcmp(argv[4], "noflat") == 0);
+    int flatbase = !(argc > 4 && strstr(argv[4], "noflat"));
+    int coldbuild = !(argc > 4 && strstr(argv[4], "nocold"));
     size_t nclusters = n / 100 > 100 ? n / 100 : 100;
     char dir[] = "/tmp/zk_vscale_XXXXXX";
     if (!mkdtemp(dir)) return 1;
+    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("vector index scale: N=%zu dim=%d queries=%d clusters=%zu IVF code=%s\n", n, DIM, nq, nclusters,
            sq8 ? "SQ8" : "Flat");
 
@@ -234,7 +237,7 @@ int main(int argc, char **argv)
            "last build %.1f s, RSS +%ld MB\n", kind == 2 ? "IVF" : "flat", nlist, n / (add_ms / 1e3),
            wait_ms / 1e3, ret__vindex_build_secs(vi), rss_mb() - r0);
     /* a cold build at this size (what open does with a large flat snapshot) */
-    {
+    if (coldbuild) {
         char cdir[512];
         snprintf(cdir, sizeof cdir, "%s/cold", dir);
         ret_vindex *cold = open_or_die(cdir);

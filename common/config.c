@@ -107,6 +107,7 @@ static const known_key known[] = {
     {"webhook.wecom", "agent_id", "", "WeCom self-built app AgentId", 0},
     {"webhook.wecom", "secret", "", "WeCom app Secret for gettoken; use ${ENV_VAR}", 1},
     {"webhook.wecom", "api_base", "https://qyapi.weixin.qq.com", "WeCom API root", 0},
+    {"webhook.dingtalk", "robot_code", "", "robotCode for the OpenAPI fallback when a sessionWebhook expired; empty = app_key", 0},
     {"webhook.dingtalk", "app_key", "", "DingTalk robot AppKey", 0},
     {"webhook.dingtalk", "app_secret", "", "DingTalk robot AppSecret (signatures, access tokens); use ${ENV_VAR}", 1},
     {"webhook.dingtalk", "api_base", "https://api.dingtalk.com", "DingTalk OpenAPI root", 0},

@@ -246,9 +246,11 @@ int faiss_IDSelectorArray_new(FaissIDSelectorArray **p_sel, size_t n, const idx_
     });
 }
 
-void faiss_set_omp_threads(int n)
+int faiss_set_omp_threads(int n)
 {
+    int old = omp_get_max_threads();
     omp_set_num_threads(n);
+    return old;
 }
 
 int faiss_Index_reconstruct(const FaissIndex *index, idx_t key, float *recons)

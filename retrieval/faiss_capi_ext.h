@@ -59,8 +59,8 @@ typedef struct FaissIDSelectorArray_H FaissIDSelectorArray;
 int faiss_IDSelectorArray_new(FaissIDSelectorArray **p_sel, size_t n, const idx_t *ids);
 
 /* zhiku's own: OpenMP threads for FAISS calls made by the calling thread
- * (omp_set_num_threads; per-thread setting). */
-void faiss_set_omp_threads(int n);
+ * (omp_set_num_threads, a per-thread setting); returns the previous one. */
+int faiss_set_omp_threads(int n);
 
 #ifdef __cplusplus
 }

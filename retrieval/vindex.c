@@ -4,7 +4,7 @@
  * and the search path calls ret_vindex_search() or, for a principal that may
  * read only part of the corpus, ret_vindex_search_allowed() once per query.
  * Small indexes are exact (IDMap2,Flat). Past IVF_THRESHOLD vectors a
- * background thread trains an IVF index (nlist ~ 4 sqrt(n)) on a sample,
+ * background thread trains an IVF index (nlist ~ 2 sqrt(n)) on a sample,
  * fills it from the live index and leaves it READY; the next writer call
  * (add/remove/save/ret_vindex_upgrade) swaps it in after re-applying what
  * changed meanwhile. The IVF index is retrained the same way when it has
@@ -46,15 +46,16 @@
 
 /* Index choice by size, measured with bench/vindex_scale_bench.c (512-d,
  * clustered unit vectors, 2 cores; docs/PERFORMANCE.md "Scaling the vector
- * index"). Flat costs ~0.7 ms per 1k vectors per query, so it stays exact
- * up to IVF_THRESHOLD; above it an IVF index with IVF_CODE storage answers
- * in about a millisecond with recall@10 >= 0.95 at the chosen nprobe. */
-#define IVF_THRESHOLD 50000
+ * index"). An exact single-query search costs ~0.7 ms per 1k vectors, so
+ * the index stays exact only while that is ~3 ms; from IVF_THRESHOLD on an
+ * IVF index with IVF_CODE storage answers in about a millisecond with
+ * recall@10 >= 0.95 at the default nprobe. */
+#define IVF_THRESHOLD 4096
 #define IVF_CODE "SQ8"          /* "Flat" or "SQ8" (4x smaller, see bench) */
-#define IVF_LISTS_PER_SQRT 4    /* nlist = 4 sqrt(n) at training time */
-#define IVF_MIN_LISTS 256
-#define IVF_MAX_LISTS 16384
-#define IVF_TRAIN_PER_LIST 50   /* training sample: 50 vectors per list */
+#define IVF_LISTS_PER_SQRT 2    /* nlist = 2 sqrt(n) at training time */
+#define IVF_MIN_LISTS 64
+#define IVF_MAX_LISTS 4096
+#define IVF_TRAIN_PER_LIST 40   /* training sample: 40 vectors per list */
 #define IVF_GROWTH 4            /* retrain when the index has grown 4x */
 #define IVF_NPROBE_MIN 16
 #define IVF_NPROBE_DIV 64       /* nprobe = max(16, nlist / 64) */
@@ -85,7 +86,7 @@ enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
  * enough allowed candidates are visited (recall measured in
  * bench/vindex_scale_bench.c). */
 #define IVF_EXACT_MAX 4096
-#define IVF_FILTER_EXP 0.5
+#define IVF_FILTER_EXP 0.75
 /* The selector is a bitmap over external ids while it stays this small
  * (ids < 128M); larger ids use FAISS's hash-set IDSelectorBatch. */
 #define ALLOWED_BITMAP_MAX_BYTES ((uint64_t)16 << 20)
@@ -1035,8 +1036,11 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
     if (kk == 0) return ZK_OK;
     if (!scores && !(scores = tmp = zk_malloc((size_t)kk * sizeof *tmp)))
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
-    /* idx_t is int64_t, so FAISS writes labels straight into out_ids. */
+    /* idx_t is int64_t, so FAISS writes labels straight into out_ids. One
+     * query gains nothing from an OpenMP team; waking one costs more. */
+    int omp = faiss_set_omp_threads(1);
     int frc = faiss_Index_search(vi->index, 1, query, kk, scores, out_ids);
+    faiss_set_omp_threads(omp);
     if (frc != 0) {
         rc = faiss_fail(err, "search", frc);
         goto out;
@@ -1267,6 +1271,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     if (!scores && !(scores = tmp = zk_malloc((size_t)kk * sizeof *tmp)))
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     int automatic = strategy == VIA_AUTO;
+    int omp = faiss_set_omp_threads(1);   /* as in ret_vindex_search */
     if (automatic)
         strategy = vi->ivf ? (n_allowed <= IVF_EXACT_MAX ? VIA_EXACT : VIA_SELECTOR)
                            : (double)n_allowed <= ALLOWED_EXACT_FRACTION * (double)total
@@ -1291,6 +1296,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     }
     *out_n = w;
 out:
+    faiss_set_omp_threads(omp);
     zk_free(tmp);
     return rc;
 }

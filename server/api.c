@@ -193,7 +193,8 @@ static enum MHD_Result h_me(srv_req *r)
 
 /* ---- search ----------------------------------------------------------------------- */
 
-/* Fill search options from a JSON body: mode, top_k, kb, filter. */
+/* Fill search options from a JSON body: mode, top_k, kb, filter.
+ * 1 on success, 0 on bad input, -1 for an unknown knowledge base. */
 static int search_opts(srv_req *r, json_t *b, ret_search_opts *o, char *err)
 {
     ret_search_opts_init(o, r->srv->cfg);
@@ -208,7 +209,7 @@ static int search_opts(srv_req *r, json_t *b, ret_search_opts *o, char *err)
         o->top_k = (int)json_integer_value(tk);
     }
     zk_rc rc = request_kb(r, json_string_value(json_object_get(b, "kb")), &o->kb, err);
-    if (rc != ZK_OK) return 0;
+    if (rc != ZK_OK) return rc == ZK_NOTFOUND ? -1 : 0;
     json_t *f = json_object_get(b, "filter");
     if (f) {
         if (!json_is_object(f)) return zk_fail(err, ZK_INVALID, "filter must be an object of strings"), 0;
@@ -236,9 +237,10 @@ static enum MHD_Result h_search(srv_req *r)
         json_decref(b);
         return srv_error(r, 400, "bad_request", "query must be a non-empty string of at most %d bytes", MAX_QUESTION_BYTES);
     }
-    if (!search_opts(r, b, &o, err)) {
+    int ok = search_opts(r, b, &o, err);
+    if (ok <= 0) {
         json_decref(b);
-        return srv_error(r, strstr(err, "knowledge base") ? 404 : 400, strstr(err, "knowledge base") ? "not_found" : "bad_request", "%s", err);
+        return ok < 0 ? srv_error(r, 404, "not_found", "%s", err) : srv_error(r, 400, "bad_request", "%s", err);
     }
     ret_hit *hits = NULL;
     size_t n = 0;
@@ -362,10 +364,11 @@ static enum MHD_Result h_ask(srv_req *r)
         json_decref(b);
         return srv_error(r, 500, "internal", "out of memory");
     }
-    if (!search_opts(r, b, &a->sopts, err)) {
+    int ok = search_opts(r, b, &a->sopts, err);
+    if (ok <= 0) {
         ask_job_free(a);
         json_decref(b);
-        return srv_error(r, 400, "bad_request", "%s", err);
+        return ok < 0 ? srv_error(r, 404, "not_found", "%s", err) : srv_error(r, 400, "bad_request", "%s", err);
     }
     json_t *cid = json_object_get(b, "conversation_id");
     zk_rc rc;

@@ -3,7 +3,10 @@
  * ids, save/reopen, and every kind of damaged snapshot (truncated, flipped
  * bytes, empty, garbage, wrong dimension), which must reopen as an empty
  * index with rebuilt = 1; ACL-filtered search (both strategies forced, and
- * the automatic choice) against brute force over the allowed subset.
+ * the automatic choice) against brute force over the allowed subset; the IVF
+ * path with its size threshold lowered (vindex_int.h): the switch on growth
+ * with writes during the background build, recall >= 0.95 on clustered
+ * data, save/reload of an IVF snapshot, replace/remove, filtered search.
  * Everything lives in a mkdtemp directory. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -801,6 +804,199 @@ static void test_allowed_edge_cases(void **state)
     ret_vindex_free(vi);
 }
 
+/* ---- IVF path ---------------------------------------------------------------- */
+
+#define IVF_N 12000
+#define IVF_CLUSTERS 120
+
+/* n clustered unit vectors (ids 1000 + 3i) and nq queries near the data. */
+static void clustered(float *vecs, int64_t *ids, size_t n, float *qs, int nq)
+{
+    float *c = malloc((size_t)IVF_CLUSTERS * DIM * sizeof *c);
+    for (int i = 0; i < IVF_CLUSTERS; i++) random_unit(c + (size_t)i * DIM, DIM);
+    for (size_t i = 0; i < n + (size_t)nq; i++) {
+        float *v = i < n ? vecs + i * DIM : qs + (i - n) * DIM;
+        const float *cc = c + (size_t)(rnd() * IVF_CLUSTERS) * DIM;
+        double norm = 0;
+        for (int j = 0; j < DIM; j++) {
+            v[j] = cc[j] + (float)((rnd() - 0.5) * 0.25);
+            norm += (double)v[j] * v[j];
+        }
+        for (int j = 0; j < DIM; j++) v[j] = (float)(v[j] / sqrt(norm));
+        if (i < n) ids[i] = 1000 + 3 * (int64_t)i;
+    }
+    free(c);
+}
+
+static ret_vindex *open_ivf(const char *dir, int want_rebuilt)
+{
+    ret_vindex *vi = open_ok(dir, DIM, want_rebuilt);
+    ret__vindex_tuning t = {0};
+    t.ivf_threshold = 3000;
+    t.nlist = 64;
+    t.nprobe = 8;
+    t.sq8 = 2;   /* IVF,Flat: exact scores, so results compare with brute force */
+    t.build_threads = 2;
+    ret__vindex_tune(vi, &t);
+    return vi;
+}
+
+/* Mean recall@10 of ret_vindex_search against brute force over live rows. */
+static double ivf_recall(ret_vindex *vi, const float *qs, int nq, const float *vecs, const int64_t *ids,
+                         const int *live, size_t n)
+{
+    double sum = 0;
+    for (int q = 0; q < nq; q++) {
+        int64_t want[TOPK], got[TOPK];
+        float ws[TOPK], gs[TOPK];
+        int ng = 0, nw = brute_topk(qs + (size_t)q * DIM, vecs, ids, live, n, TOPK, want, ws);
+        assert_int_equal(ret_vindex_search(vi, qs + (size_t)q * DIM, TOPK, got, gs, &ng, errbuf), ZK_OK);
+        int hit = 0;
+        for (int i = 0; i < nw; i++)
+            for (int j = 0; j < ng; j++) hit += want[i] == got[j];
+        for (int j = 0; j < ng; j++) {   /* only live ids come back */
+            size_t row = (size_t)(got[j] - 1000) / 3;
+            assert_true(got[j] >= 1000 && (got[j] - 1000) % 3 == 0 && row < n && (!live || live[row]));
+        }
+        sum += nw ? (double)hit / nw : 1;
+    }
+    return sum / nq;
+}
+
+static void test_ivf_switch_and_recall(void **state)
+{
+    (void)state;
+    enum { NQ = 40 };
+    float *vecs = malloc((size_t)IVF_N * DIM * sizeof *vecs), *qs = malloc((size_t)NQ * DIM * sizeof *qs);
+    int64_t *ids = malloc(IVF_N * sizeof *ids);
+    int *live = malloc(IVF_N * sizeof *live);
+    int nlist = -1;
+    clustered(vecs, ids, IVF_N, qs, NQ);
+    const char *dir = subdir("ivf");
+    ret_vindex *vi = open_ivf(dir, 1);
+    /* below the threshold: exact */
+    assert_int_equal(ret_vindex_add(vi, 2000, ids, vecs, errbuf), ZK_OK);
+    assert_int_equal(ret__vindex_kind(vi, &nlist), 1);
+    /* crossing it starts the background build; keep writing meanwhile */
+    for (size_t off = 2000; off < IVF_N; off += 1000)
+        assert_int_equal(ret_vindex_add(vi, 1000, ids + off, vecs + off * DIM, errbuf), ZK_OK);
+    for (size_t i = 0; i < IVF_N; i++) live[i] = 1;
+    int64_t gone[50];
+    for (int i = 0; i < 50; i++) {
+        size_t row = (size_t)i * 97;
+        gone[i] = ids[row];
+        live[row] = 0;
+    }
+    assert_int_equal(ret_vindex_remove(vi, 50, gone, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_upgrade(vi, 1, errbuf), ZK_OK);
+    assert_int_equal(ret__vindex_kind(vi, &nlist), 2);
+    assert_int_equal(nlist, 64);
+    assert_int_equal(ret_vindex_count(vi), IVF_N - 50);
+    int64_t *got_ids = NULL;
+    size_t nids = 0;
+    assert_int_equal(ret_vindex_ids(vi, &got_ids, &nids, errbuf), ZK_OK);
+    assert_int_equal(nids, IVF_N - 50);
+    for (size_t i = 0, w = 0; i < IVF_N; i++)
+        if (live[i]) assert_int_equal(got_ids[w++], ids[i]);
+    free(got_ids);
+    double r = ivf_recall(vi, qs, NQ, vecs, ids, live, IVF_N);
+    assert_true(r >= 0.95);
+
+    /* replace: ids get other rows' vectors; remove some more */
+    enum { NREP = 200 };
+    int64_t rep_ids[NREP];
+    float *rep = malloc((size_t)NREP * DIM * sizeof *rep);
+    for (int i = 0; i < NREP; i++) {
+        size_t row = 1 + (size_t)i * 53;
+        rep_ids[i] = ids[row];
+        random_unit(rep + (size_t)i * DIM, DIM);
+        memcpy(vecs + row * DIM, rep + (size_t)i * DIM, DIM * sizeof *vecs);
+        live[row] = 1;
+    }
+    assert_int_equal(ret_vindex_add(vi, NREP, rep_ids, rep, errbuf), ZK_OK);
+    int64_t nlive = 0;   /* a replaced row may have been removed before: it is back */
+    for (size_t i = 0; i < IVF_N; i++) nlive += live[i];
+    assert_int_equal(ret_vindex_count(vi), nlive);
+    for (int i = 0; i < NREP; i += 20) {   /* a replaced vector finds its id first */
+        int64_t got[1];
+        float sc[1];
+        int ng = 0;
+        assert_int_equal(ret_vindex_search(vi, rep + (size_t)i * DIM, 1, got, sc, &ng, errbuf), ZK_OK);
+        assert_int_equal(ng, 1);
+        assert_int_equal(got[0], rep_ids[i]);
+    }
+    r = ivf_recall(vi, qs, NQ, vecs, ids, live, IVF_N);
+    assert_true(r >= 0.95);
+
+    /* filtered: never a disallowed id, exact strategy matches brute force */
+    int64_t *allowed = malloc(2 * IVF_N * sizeof *allowed);
+    for (int round = 0; round < 3; round++) {
+        double p = round == 0 ? 0.01 : round == 1 ? 0.1 : 0.5;
+        size_t na = 0;
+        for (size_t i = 0; i < IVF_N; i++)
+            if (live[i] && rnd() < p) allowed[na++] = ids[i];
+        for (int q = 0; q < 5; q++) {
+            check_allowed(vi, VIA_EXACT, qs + (size_t)q * DIM, TOPK, vecs, ids, IVF_N, allowed, na);
+            int64_t got[TOPK], want[TOPK];
+            float gs[TOPK], ws[TOPK];
+            int ng = 0, *ok = calloc(IVF_N, sizeof *ok);
+            for (size_t i = 0; i < IVF_N; i++)
+                ok[i] = bsearch(&ids[i], allowed, na, sizeof *allowed, cmp_id) != NULL;
+            int nw = brute_topk(qs + (size_t)q * DIM, vecs, ids, ok, IVF_N, TOPK, want, ws);
+            assert_int_equal(ret__vindex_search_allowed_via(vi, VIA_SELECTOR, qs + (size_t)q * DIM, TOPK, allowed,
+                                                            na, got, gs, &ng, errbuf), ZK_OK);
+            int hit = 0;
+            for (int j = 0; j < ng; j++) {
+                assert_non_null(bsearch(&got[j], allowed, na, sizeof *allowed, cmp_id));
+                for (int i = 0; i < nw; i++) hit += want[i] == got[j];
+            }
+            assert_true(hit >= (nw * 8) / 10);   /* per query; the bench measures the mean */
+            free(ok);
+        }
+    }
+
+    /* save and reopen: still IVF, same ids and results */
+    int64_t before[TOPK], after[TOPK];
+    float sb[TOPK], sa[TOPK];
+    int nb = 0, na2 = 0;
+    assert_int_equal(ret_vindex_search(vi, qs, TOPK, before, sb, &nb, errbuf), ZK_OK);
+    ret_vindex_set_applied_seq(vi, 4242);
+    assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+    vi = open_ivf(dir, 0);
+    assert_int_equal(ret__vindex_kind(vi, &nlist), 2);
+    assert_int_equal(nlist, 64);
+    assert_int_equal(ret_vindex_applied_seq(vi), 4242);
+    assert_int_equal(ret_vindex_count(vi), nlive);
+    assert_int_equal(ret_vindex_search(vi, qs, TOPK, after, sa, &na2, errbuf), ZK_OK);
+    assert_int_equal(na2, nb);
+    for (int i = 0; i < nb; i++) assert_int_equal(after[i], before[i]);
+    /* remove after reload (direct map rebuilt from the snapshot) */
+    assert_int_equal(ret_vindex_remove(vi, 1, &before[0], errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), nlive - 1);
+    assert_int_equal(ret_vindex_search(vi, qs, TOPK, after, sa, &na2, errbuf), ZK_OK);
+    for (int i = 0; i < na2; i++) assert_true(after[i] != before[0]);
+    /* reset goes back to an empty exact index */
+    assert_int_equal(ret_vindex_reset(vi, errbuf), ZK_OK);
+    assert_int_equal(ret__vindex_kind(vi, NULL), 1);
+    assert_int_equal(ret_vindex_count(vi), 0);
+    ret_vindex_free(vi);
+    free(vecs), free(qs), free(ids), free(live), free(rep), free(allowed);
+}
+
+/* Freeing an index while its build runs cancels and joins the thread. */
+static void test_ivf_free_during_build(void **state)
+{
+    (void)state;
+    float *vecs = malloc((size_t)IVF_N * DIM * sizeof *vecs), qs[DIM];
+    int64_t *ids = malloc(IVF_N * sizeof *ids);
+    clustered(vecs, ids, IVF_N, qs, 1);
+    ret_vindex *vi = open_ivf(subdir("ivf-free"), 1);
+    assert_int_equal(ret_vindex_add(vi, IVF_N, ids, vecs, errbuf), ZK_OK);
+    ret_vindex_free(vi);
+    free(vecs), free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -817,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_bad_open_args),
         cmocka_unit_test(test_allowed_matches_brute_force),
         cmocka_unit_test(test_allowed_edge_cases),
+        cmocka_unit_test(test_ivf_switch_and_recall),
+        cmocka_unit_test(test_ivf_free_during_build),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
