@@ -599,9 +599,13 @@ static enum MHD_Result h_doc_acl(srv_req *r)
     size_t n = 0, i;
     json_t *v;
     json_array_foreach(read, i, v) {
-        if (!json_is_string(v) || (rc = ret_principal_parse(r->store, json_string_value(v), &ids[n], err)) != ZK_OK) {
+        if (!json_is_string(v)) {
             json_decref(b);
-            return srv_fail(r, json_is_string(v) ? rc : ZK_INVALID, json_is_string(v) ? err : "principals must be strings");
+            return srv_error(r, 400, "bad_request", "principals must be strings");
+        }
+        if ((rc = ret_principal_parse(r->store, json_string_value(v), &ids[n], err)) != ZK_OK) {
+            json_decref(b);
+            return srv_fail(r, rc, err);
         }
         n++;
     }

@@ -1,7 +1,8 @@
 /* app.js — the zhiku portal's behaviour, plain browser JavaScript.
  * Signs in (session cookie + CSRF token), asks questions and renders the
  * answer as it streams (fetch + SSE parsing), opens cited passages with the
- * cited span highlighted, sends feedback, lists conversations, and drives
+ * cited span highlighted, sends feedback, lists conversations, shows one
+ * document's passages (#/doc/ID, the links chat-bot replies carry), and drives
  * the admin view (upload, document status, review queue). Everything the
  * user sees is built with textContent, never innerHTML from server data. */
 (function () {
@@ -12,6 +13,7 @@
   const LANG_KEY = "zhiku.lang";
   const CSRF_KEY = "zhiku.csrf";
   const DOC_PAGE = 50;
+  const PASSAGE_PAGE = 10;   // document view: passage texts fetched per "show more"
 
   const state = {
     lang: pickLang(),
@@ -23,7 +25,9 @@
     conversations: [],
     docsOffset: 0,
     docsTotal: 0,
+    docView: null,       // {ref, doc, chunks, shown, seq} for #/doc/ID
   };
+  let docSeq = 0;        // bumps on every document-view load; stale loads stop
 
   const $ = (id) => document.getElementById(id);
 
@@ -57,6 +61,7 @@
     renderConversations();
     if (!state.streaming) renderThread();
     if (!$("admin-view").hidden) loadAdmin();
+    if (docViewEl() && !docViewEl().hidden && state.docView) renderDocView();
   }
 
   function switchLang() {
@@ -168,6 +173,7 @@
     $("login-view").hidden = view !== "login";
     $("chat-view").hidden = view !== "chat";
     $("admin-view").hidden = view !== "admin";
+    if (docViewEl()) docViewEl().hidden = view !== "doc";
     $("nav").hidden = view === "login";
     $("logout-btn").hidden = view === "login";
     $("nav-ask").toggleAttribute("aria-current", view === "chat");
@@ -179,6 +185,14 @@
   function route() {
     if (!state.me) { show("login"); return; }
     const h = location.hash;
+    const dm = /^#\/doc\/([^/?#]+)$/.exec(h);
+    if (dm) {
+      let ref;
+      try { ref = decodeURIComponent(dm[1]); } catch (_) { ref = dm[1]; }
+      show("doc");
+      openDocument(ref);
+      return;
+    }
     if (h === "#/admin" && state.me.is_admin) {
       show("admin");
       loadAdmin();
@@ -685,6 +699,126 @@
     const mark = el("mark", { class: c.weak ? "weak" : null, text: cps.slice(s, e).join("") });
     box.append(cps.slice(0, s).join(""), mark, cps.slice(e).join(""));
     mark.scrollIntoView({ block: "center" });
+  }
+
+  /* ---------- one document (#/doc/ID) ---------- */
+
+  /* The view is built here rather than in index.html: a <section> in <main>. */
+  function docViewEl() {
+    let v = $("doc-view");
+    if (!v && $("main")) {
+      v = el("section", { id: "doc-view", class: "doc-view", "aria-labelledby": "doc-h", hidden: true });
+      $("main").append(v);
+    }
+    return v;
+  }
+
+  async function openDocument(ref) {
+    const seq = ++docSeq;
+    state.docView = { ref, doc: null, chunks: [], shown: 0, loading: true, failed: "" };
+    renderDocView();
+    try {
+      const d = await api("GET", "documents/" + encodeURIComponent(ref));
+      if (seq !== docSeq) return;
+      state.docView.doc = d;
+      state.docView.chunks = (d.chunks || []).map((c) => ({ meta: c, text: null, error: "" }));
+    } catch (e) {
+      if (seq !== docSeq) return;
+      // 404 covers both "no such document" and "not yours to read": say no more
+      state.docView.failed = e.status === 404 || e.status === 403 ? t("doc_not_found") : t("error_prefix", { msg: e.message });
+    }
+    state.docView.loading = false;
+    renderDocView();
+    if (state.docView.doc) {
+      const h = $("doc-h");
+      if (h) h.focus();
+      await loadMorePassages(seq);
+    } else {
+      announce(state.docView.failed);
+    }
+  }
+
+  /* Fetch the next PASSAGE_PAGE passage texts, one after another. */
+  async function loadMorePassages(seq) {
+    const v = state.docView;
+    if (!v || !v.doc || seq !== docSeq) return;
+    const from = v.shown, to = Math.min(v.chunks.length, from + PASSAGE_PAGE);
+    v.shown = to;
+    renderDocView();
+    const docRef = encodeURIComponent(v.doc.doc ?? v.ref);
+    for (let i = from; i < to; i++) {
+      const c = v.chunks[i];
+      try {
+        const ch = await api("GET", "documents/" + docRef + "/chunks/" + encodeURIComponent(c.meta.chunk));
+        c.text = ch.text || "";
+      } catch (e) {
+        c.error = t("passage_failed", { msg: e.message });
+      }
+      if (seq !== docSeq) return;
+      renderPassageItem(i);
+    }
+    announce(t("doc_passages_loaded", { shown: v.shown, total: v.chunks.length }));
+  }
+
+  function passageItem(i) {
+    const v = state.docView, c = v.chunks[i], title = (v.doc && v.doc.title) || "";
+    const li = el("li", { class: "doc-passage", id: "doc-p-" + i, "aria-busy": c.text === null && !c.error ? "true" : "false" });
+    const meta = [];
+    const hp = headingPath(c.meta.heading, title);
+    meta.push(el("span", { class: "src-heading", text: hp || t("doc_no_heading") }));
+    if (c.meta.page !== undefined && c.meta.page !== null) meta.push(el("span", { class: "src-page", text: t("page", { page: c.meta.page }) }));
+    li.append(el("h3", { class: "src-meta" }, ...meta));
+    if (c.error) li.append(el("p", { class: "error", text: c.error }));
+    else if (c.text === null) li.append(el("p", { class: "muted", text: t("passage_loading") }));
+    else li.append(el("div", { class: "passage-text", text: c.text }));
+    return li;
+  }
+
+  function renderPassageItem(i) {
+    const old = $("doc-p-" + i);
+    if (old) old.replaceWith(passageItem(i));
+    const more = $("doc-more");
+    if (more) more.hidden = state.docView.shown >= state.docView.chunks.length;
+  }
+
+  function renderDocView() {
+    const box = docViewEl(), v = state.docView;
+    if (!box || !v) return;
+    const back = el("p", { class: "doc-back" }, el("a", { href: "#/", text: t("doc_back") }));
+    if (v.loading) {
+      box.replaceChildren(back, el("h1", { id: "doc-h", tabindex: "-1", text: t("doc_title") }),
+        el("p", { class: "muted", role: "status", text: t("loading") }));
+      return;
+    }
+    if (!v.doc) {
+      box.replaceChildren(back, el("h1", { id: "doc-h", tabindex: "-1", text: t("doc_title") }),
+        el("p", { class: "error", role: "alert", text: v.failed || t("doc_not_found") }));
+      return;
+    }
+    const d = v.doc;
+    const dl = el("dl", { class: "doc-meta" });
+    const row = (k, val) => { if (val !== undefined && val !== null && val !== "") dl.append(el("dt", { text: t(k) }), el("dd", { text: String(val) })); };
+    row("doc_source", d.source);
+    if (d.id !== d.source) row("doc_id", d.id);
+    row("col_format", d.format);
+    row("col_size", fmtBytes(d.bytes));
+    row("col_updated", fmtTime(d.updated));
+    const pages = v.chunks.map((c) => c.meta.page).filter((p) => typeof p === "number");
+    if (pages.length) row("doc_pages", Math.min(...pages) === Math.max(...pages) ? String(pages[0]) : Math.min(...pages) + "–" + Math.max(...pages));
+    row("doc_passage_count", v.chunks.length);
+    const file = el("p", null, el("a", { href: API + "documents/" + encodeURIComponent(d.doc ?? v.ref) + "/file",
+      target: "_blank", rel: "noopener", text: t("open_file") }));
+    const ol = el("ol", { class: "doc-passages", "aria-labelledby": "doc-passages-h" });
+    for (let i = 0; i < v.shown; i++) ol.append(passageItem(i));
+    const more = el("button", { type: "button", id: "doc-more", class: "btn-secondary", text: t("doc_more"),
+      hidden: v.shown >= v.chunks.length });
+    more.addEventListener("click", () => loadMorePassages(docSeq));
+    box.replaceChildren(back,
+      el("h1", { id: "doc-h", tabindex: "-1", text: d.title || d.id || t("untitled") }),
+      dl, file,
+      el("h2", { id: "doc-passages-h", text: t("doc_passages") }),
+      v.chunks.length ? ol : el("p", { class: "muted", text: t("doc_no_passages") }),
+      more);
   }
 
   /* ---------- admin ---------- */

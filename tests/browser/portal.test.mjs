@@ -2,7 +2,7 @@
 // (playwright-core + Debian's /usr/bin/chromium) against a running server:
 // sign in, streamed answer, citation passage with highlighted span, thumbs
 // down with a comment, history, follow-up, "not found", language switch,
-// admin page. Started by run.sh, which provides the server and these env:
+// a document deep link (#/doc/ID), admin page. Started by run.sh, which provides the server and these env:
 //   ZK_URL, ZK_USER, ZK_PASS, [ZK_ADMIN_USER, ZK_ADMIN_PASS], [ZK_ARTIFACTS]
 // Prints "N passed, N failed"; exits 1 on any failure.
 import { chromium } from "playwright-core";
@@ -245,6 +245,26 @@ try {
     }));
     assert(focus.cite, "focus not back on the marker");
     assert(focus.outline !== "none", "no visible focus ring on the marker");
+  });
+
+  await step("document deep link #/doc/ID shows the title and passages", async () => {
+    const list = await page.evaluate(async () => (await fetch("api/v1/documents?limit=50", { credentials: "same-origin" })).json());
+    const d = (list.documents || []).find((x) => x.title && x.chunks > 0);
+    assert(d, "no sample document in " + JSON.stringify(list).slice(0, 200));
+    await page.evaluate((h) => { location.hash = h; }, "#/doc/" + d.doc);   // the numeric id chat replies link to
+    await page.locator("#doc-view:not([hidden]) h1#doc-h").filter({ hasText: d.title }).waitFor();
+    await page.locator("#doc-view .doc-passage .passage-text").first().waitFor();
+    const text = await page.locator("#doc-view .doc-passage .passage-text").first().textContent();
+    assert(text.trim().length > 0, "empty passage");
+    // the external id works too (percent-encoded, as hook_render writes it)
+    await page.evaluate((h) => { location.hash = h; }, "#/doc/" + encodeURIComponent(d.id));
+    await page.locator("#doc-view h1#doc-h").filter({ hasText: d.title }).waitFor();
+    // unknown id: a neutral "not found or not allowed", nothing else
+    await page.evaluate(() => { location.hash = "#/doc/987654321"; });
+    await page.locator("#doc-view .error").filter({ hasText: /\S/ }).waitFor();
+    assert(!(await page.locator("#doc-view .doc-passage").count()), "passages shown for an unknown document");
+    await page.click("#doc-view .doc-back a");
+    await page.waitForSelector("#chat-view:not([hidden])");
   });
 
   if (ADMIN_USER) {
