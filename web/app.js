@@ -713,12 +713,26 @@
     return v;
   }
 
+  /* GET documents/{ref}. The server decodes the request path before routing,
+   * so an external id holding "/" (a file path) or "%" only reaches the
+   * route encoded twice; numeric ids and plain names need one encoding. Both tries
+   * are ACL-checked by the server: a second try reveals nothing. */
+  async function fetchDocument(ref) {
+    const once = encodeURIComponent(ref);
+    try {
+      return await api("GET", "documents/" + once);
+    } catch (e) {
+      if (e.status !== 404 || !/[/%]/.test(ref)) throw e;
+      return await api("GET", "documents/" + encodeURIComponent(once));
+    }
+  }
+
   async function openDocument(ref) {
     const seq = ++docSeq;
     state.docView = { ref, doc: null, chunks: [], shown: 0, loading: true, failed: "" };
     renderDocView();
     try {
-      const d = await api("GET", "documents/" + encodeURIComponent(ref));
+      const d = await fetchDocument(ref);
       if (seq !== docSeq) return;
       state.docView.doc = d;
       state.docView.chunks = (d.chunks || []).map((c) => ({ meta: c, text: null, error: "" }));

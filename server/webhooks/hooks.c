@@ -370,9 +370,16 @@ static size_t sources_of(const llm_result *res, hook_source *src, size_t cap)
     size_t n = 0;
     for (size_t i = 0; i < res->ncitations && n < cap; i++) {
         const llm_citation *c = &res->citations[i];
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)c->doc_id);
         int dup = 0;
-        for (size_t k = 0; k < n && !dup; k++) dup = src[k].id && c->ext_id && !strcmp(src[k].id, c->ext_id);
-        if (!dup) src[n++] = (hook_source){c->n, c->title, c->ext_id};
+        for (size_t k = 0; k < n && !dup; k++) dup = !strcmp(src[k].idbuf, id);
+        if (dup) continue;
+        src[n].n = c->n;
+        src[n].title = c->title;
+        memcpy(src[n].idbuf, id, sizeof id);
+        src[n].id = src[n].idbuf;
+        n++;
     }
     return n;
 }

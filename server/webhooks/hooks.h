@@ -92,7 +92,8 @@ enum { HOOK_PLAIN = 0, HOOK_MARKDOWN = 1, HOOK_MRKDWN = 2 };
 typedef struct {
     int n;                    /* the answer's [n] marker */
     const char *title;
-    const char *id;           /* document id (for the portal link) */
+    const char *id;           /* document id for the portal link (the numeric id: external ids may hold '/') */
+    char idbuf[24];           /* storage for id when it is the numeric id */
 } hook_source;
 char *hook_render(const char *answer, const hook_source *src, size_t nsrc, int style, size_t max_bytes,
                   const char *portal_url);
