@@ -12,7 +12,7 @@ DEB_PKGS := build-essential pkg-config libsqlite3-dev libfaiss-dev libopenblas-d
             libmicrohttpd-dev libxml2-dev libuchardet-dev libstemmer-dev \
             libmd4c-dev libcmocka-dev sqlite3 libzip-dev libmupdf-dev libopenjp2-7-dev \
             libjbig2dec0-dev libjpeg-dev libgumbo-dev libmujs-dev libharfbuzz-dev \
-            libfreetype-dev python3 curl chromium fonts-wqy-microhei
+            libfreetype-dev python3 curl chromium fonts-wqy-microhei clang libclang-rt-14-dev
 
 BUILD := build
 ifneq ($(SANITIZE),)
@@ -172,5 +172,53 @@ bench: all $(TOOL_BIN) $(BENCH_BIN)
 
 clean:
 	rm -rf build
+
+
+# ---- fuzz -------------------------------------------------------------------
+# `make fuzz FUZZ_SECONDS=N` builds the libFuzzer targets fuzz/fuzz_*.c with
+# clang (ASan+UBSan; the library is rebuilt with clang into $(BUILD)/fuzz/obj,
+# apart from the gcc build), replays fuzz/crashes/<target>/ first, then runs
+# each target N seconds on a copy of fuzz/corpus/<target>/. docs/HARDENING.md.
+FUZZ_CC      ?= clang
+FUZZ_CXX     ?= clang++
+FUZZ_SECONDS ?= 30
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+                -I. -Icommon -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP -pthread
+FUZZ_CXXFLAGS := -std=c++17 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I. -MMD -MP -fopenmp -pthread
+# clang's -fopenmp wants libomp; libfaiss.a was built against GCC's libgomp
+FUZZ_LDLIBS  := $(subst -fopenmp,-lgomp,$(LDLIBS))
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(BUILD)/fuzz/obj/%.o) $(BUILD)/fuzz/obj/gen/schema_sql.o \
+                $(BUILD)/fuzz/obj/gen/web_files.o $(FAISS_SHIM:%.cpp=$(BUILD)/fuzz/obj/%.o)
+FUZZ_LIB     := $(BUILD)/fuzz/libzhiku.a
+FUZZ_BINS    := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+
+.PHONY: fuzz
+fuzz: $(FUZZ_BINS)
+	@fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/obj/%.o: %.c | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/obj/%.o: %.cpp | $(BUILD)/.deps-ok
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_util.h $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ifuzz -c -o $@.o $<
+	$(FUZZ_CXX) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $@.o $(FUZZ_LIB) $(FUZZ_LDLIBS)
+
+-include $(shell find $(BUILD)/fuzz -name '*.d' 2>/dev/null)
+# ---- end fuzz ---------------------------------------------------------------
 
 -include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench -name '*.d' 2>/dev/null)

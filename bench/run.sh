@@ -21,4 +21,4 @@ echo "== vector search restricted to an allowed set (exact vs FAISS IDSelector)"
 "$BUILD/bench/vindex_filter_bench" "${BENCH_CHUNKS:-200000}" 512 25 clustered
 echo
 echo "== vector index scaling: exact vs auto (flat -> background IVF), recall, filtered, start-up"
-"$BUILD/bench/vindex_scale_bench" "${BENCH_VSCALE_N:-100000}" "${BENCH_VSCALE_QUERIES:-50}" "${BENCH_VSCALE_CODE:-sq8}" "${BENCH_VSCALE_OPTS:-}"
+"$BUILD/bench/vindex_scale_bench" "${BENCH_VSCALE_N:-100000}" "${BENCH_VSCALE_QUERIES:-50}" "${BENCH_VSCALE_CODE:-default}" "${BENCH_VSCALE_OPTS:-}"

@@ -5,7 +5,7 @@
  * nprobe, ACL-filtered search (1% and 10% allowed), memory (RSS delta) and
  * snapshot save/open time. Figures go to docs/PERFORMANCE.md. Run by
  * `make bench` (bench/run.sh); by hand:
- *   build/bench/vindex_scale_bench [N=100000] [QUERIES=50] [sq8|flat] [OPTS]
+ *   build/bench/vindex_scale_bench [N=100000] [QUERIES=50] [sq8|flat|default] [OPTS]
  * OPTS may contain "noflat" (skip the exact baseline) and "nocold" (skip
  * the cold build at N). */
 #include <math.h>
@@ -154,7 +154,8 @@ int main(int argc, char **argv)
 {
     size_t n = argc > 1 ? (size_t)atol(argv[1]) : 100000;
     int nq = argc > 2 ? atoi(argv[2]) : 50;
-    int sq8 = !(argc > 3 && strcmp(argv[3], "flat") == 0);
+    /* IVF code: "sq8", "flat", or anything else for vindex.c's default */
+    int code = argc > 3 && strcmp(argv[3], "sq8") == 0 ? 1 : argc > 3 && strcmp(argv[3], "flat") == 0 ? 2 : 0;
     int flatbase = !(argc > 4 && strstr(argv[4], "noflat"));
     int coldbuild = !(argc > 4 && strstr(argv[4], "nocold"));
     size_t nclusters = n / 100 > 100 ? n / 100 : 100;
@@ -162,7 +163,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) return 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("vector index scale: N=%zu dim=%d queries=%d clusters=%zu IVF code=%s\n", n, DIM, nq, nclusters,
-           sq8 ? "SQ8" : "Flat");
+           code == 1 ? "SQ8" : code == 2 ? "Flat" : "default");
 
     /* clustered data: unit centres plus noise of comparable norm, so a
      * point's neighbours are mostly, not only, in its own cluster */
@@ -203,7 +204,7 @@ int main(int argc, char **argv)
     }
     printf("  data + ground truth                 %.1f s\n", (now_ms() - t0) / 1e3);
     ret__vindex_tuning tune = {0};
-    tune.sq8 = sq8 ? 1 : 2;
+    tune.sq8 = code;
 
     if (flatbase) {
         /* exact baseline */

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "half.h"
 #include "retrieval/tokenizer.h"
+#include "retrieval/vindex_int.h"
 #include "schema/schema.h"
 
 #define MAX_KB_INDEXES 64
@@ -50,6 +51,8 @@ struct ret_store {
     int own_ix;
 };
 
+static zk_rc indexes_save(ret_indexes *x, int finish_builds, char *err);
+
 ret_indexes *ret_indexes_new(const char *data_dir)
 {
     ret_indexes *x = zk_calloc(1, sizeof *x);
@@ -61,12 +64,26 @@ ret_indexes *ret_indexes_new(const char *data_dir)
 
 zk_rc ret_indexes_save(ret_indexes *x, char *err)
 {
+    return indexes_save(x, 0, err);
+}
+
+/* Save dirty snapshots; with finish_builds, first let a due ANN (IVF)
+ * build complete so the snapshot on disk is already the scalable index
+ * (end of a CLI ingest). */
+static zk_rc indexes_save(ret_indexes *x, int finish_builds, char *err)
+{
     zk_rc rc = ZK_OK;
     if (!x) return ZK_OK;
     pthread_mutex_lock(&x->mu);
     for (int i = 0; i < x->nidx && rc == ZK_OK; i++) {
         kb_index *ki = x->idx[i];
         pthread_rwlock_wrlock(&ki->lock);
+        if (finish_builds && ki->vi) {
+            int nl0 = 0, nl1 = 0, k0 = ret__vindex_kind(ki->vi, &nl0);
+            if ((rc = ret_vindex_upgrade(ki->vi, 1, err)) == ZK_OK &&
+                (ret__vindex_kind(ki->vi, &nl1) != k0 || nl1 != nl0))
+                ki->dirty = 1;   /* a new index type or training: save it */
+        }
         if (ki->dirty && (rc = ret_vindex_save(ki->vi, err)) == ZK_OK) ki->dirty = 0;
         pthread_rwlock_unlock(&ki->lock);
     }
@@ -837,6 +854,13 @@ zk_rc ret_store_vindex_read(ret_store *s, int64_t kb, ret_vindex **out, char *er
         pthread_rwlock_unlock(&ki->lock);
         if (rc != ZK_OK) return rc;
     }
+    if (ret_vindex_upgrade_ready(ki->vi)) {   /* a background IVF build finished: swap it in */
+        pthread_rwlock_wrlock(&ki->lock);
+        int nl0 = 0, nl1 = 0, k0 = ret__vindex_kind(ki->vi, &nl0);
+        if (ret_vindex_upgrade(ki->vi, 0, err) != ZK_OK) ZK_LOG(ZK_LOG_WARN, "vector index upgrade: %s", err);
+        else if (ret__vindex_kind(ki->vi, &nl1) != k0 || nl1 != nl0) ki->dirty = 1;
+        pthread_rwlock_unlock(&ki->lock);
+    }
     pthread_rwlock_rdlock(&ki->lock);
     *out = ki->vi;
     return ZK_OK;
@@ -876,7 +900,7 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err)
     }
     sqlite3_finalize(st);
     if (rc != ZK_OK || !save || s->readonly) return rc;
-    return ret_indexes_save(s->ix, err);
+    return indexes_save(s->ix, 1, err);
 }
 
 /* ---- re-embedding (zhiku reindex) ------------------------------------------- */

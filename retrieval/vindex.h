@@ -69,6 +69,10 @@ zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, cha
 /* 1 when a background build has finished and waits to be swapped in by
  * ret_vindex_upgrade() (cheap; safe under a read lock). */
 int ret_vindex_upgrade_ready(const ret_vindex *vi);
+/* Process-wide: start ANN builds in the background as indexes open or grow
+ * (default on; the CLI turns it off except for serve, ingest and reindex,
+ * whose ret_vindex_upgrade(wait = 1) at the end still builds when due). */
+void ret_vindex_auto_builds(int on);
 /* Writer call: swap a finished background build in. With wait != 0, first
  * start a build if the size policy asks for one and wait for it (for the
  * end of a CLI ingest, so the saved snapshot is already IVF). */
