@@ -374,10 +374,11 @@ static enum MHD_Result h_ask(srv_req *r)
     zk_rc rc;
     if (cid && !json_is_null(cid)) {
         ret_convo *c = NULL;
-        if (!json_is_integer(cid) || (rc = ret_convo_get(r->store, r->user_id, json_integer_value(cid), &c, err)) != ZK_OK) {
+        int is_int = json_is_integer(cid);
+        if (!is_int || (rc = ret_convo_get(r->store, r->user_id, json_integer_value(cid), &c, err)) != ZK_OK) {
             ask_job_free(a);
             json_decref(b);
-            return srv_error(r, 404, "not_found", "no conversation %s", json_is_integer(cid) ? "with that id" : "(bad id)");
+            return srv_error(r, 404, "not_found", "no conversation %s", is_int ? "with that id" : "(bad id)");
         }
         a->conversation_id = c->id;
         ret_convo_free(c);
