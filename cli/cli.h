@@ -35,9 +35,6 @@ int cli_caller(cli_ctx *c, const char *as_user, ret_caller *out);
 /* Resolve --kb NAME (NULL = default) to an id. */
 zk_rc cli_kb(cli_ctx *c, const char *name, int64_t *out_kb);
 
-/* The HIT object shared by every surface (CLI --json, later HTTP). */
-json_t *cli_hit_json(const ret_hit *h);
-json_t *cli_answer_json(const llm_result *r);
 void cli_print_json(json_t *j);   /* compact, one line, steals j */
 
 /* Verbs; argv[0] is the verb name. Return the process exit code. */

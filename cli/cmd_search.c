@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "cli/cli.h"
+#include "server/shapes.h"
 #include "retrieval/audit.h"
 
 /* Record who asked what and which chunks they were shown. */
@@ -26,49 +27,6 @@ static void audit_hits(cli_ctx *c, const ret_caller *who, const char *action, in
     size_t k = 0;
     for (size_t i = 0; i < n && k < 256; i++) refs[k++] = (ret_audit_ref){hits[i].doc_id, hits[i].chunk_id};
     audit(c, who, action, kb, query, refs, k);
-}
-
-json_t *cli_hit_json(const ret_hit *h)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(h->ext_id));
-    json_object_set_new(o, "source", json_string(h->source));
-    json_object_set_new(o, "title", json_string(h->title));
-    json_object_set_new(o, "heading", json_string(h->heading));
-    json_object_set_new(o, "chunk", json_integer(h->chunk_id));
-    if (h->page > 0) json_object_set_new(o, "page", json_integer(h->page));
-    json_object_set_new(o, "snippet", json_string(h->snippet));
-    json_object_set_new(o, "score", json_real(h->score));
-    json_object_set_new(o, "bm25_rank", h->bm25_rank ? json_integer(h->bm25_rank) : json_null());
-    json_object_set_new(o, "vector_rank", h->vector_rank ? json_integer(h->vector_rank) : json_null());
-    return o;
-}
-
-json_t *cli_answer_json(const llm_result *r)
-{
-    json_t *o = json_object(), *cits = json_array();
-    json_object_set_new(o, "answer", json_string(r->answer ? r->answer : ""));
-    for (size_t i = 0; i < r->ncitations; i++) {
-        const llm_citation *c = &r->citations[i];
-        json_t *j = json_object();
-        json_object_set_new(j, "n", json_integer(c->n));
-        json_object_set_new(j, "id", json_string(c->ext_id));
-        json_object_set_new(j, "source", json_string(c->source));
-        json_object_set_new(j, "title", json_string(c->title));
-        json_object_set_new(j, "heading", json_string(c->heading));
-        json_object_set_new(j, "chunk", json_integer(c->chunk_id));
-        json_object_set_new(j, "start", json_integer(c->start));
-        json_object_set_new(j, "end", json_integer(c->end));
-        if (c->page > 0) json_object_set_new(j, "page", json_integer(c->page));
-        json_object_set_new(j, "doc", json_integer(c->doc_id));
-        json_object_set_new(j, "support", json_real(c->support));
-        if (c->weak) json_object_set_new(j, "weak", json_true());
-        json_array_append_new(cits, j);
-    }
-    json_object_set_new(o, "citations", cits);
-    if (r->not_found) json_object_set_new(o, "not_found", json_true());
-    json_object_set_new(o, "provider", json_string(r->provider));
-    return o;
 }
 
 static char *join_args(int n, char **v)
@@ -223,7 +181,7 @@ int cmd_search(cli_ctx *c, int argc, char **argv)
     if (rc != ZK_OK) return cli_fail(c, rc);
     if (json) {
         json_t *out = json_object(), *arr = json_array();
-        for (size_t i = 0; i < n; i++) json_array_append_new(arr, cli_hit_json(&hits[i]));
+        for (size_t i = 0; i < n; i++) json_array_append_new(arr, srv_hit_json(&hits[i]));
         json_object_set_new(out, "hits", arr);
         cli_print_json(out);
     } else {
@@ -299,7 +257,7 @@ int cmd_ask(cli_ctx *c, int argc, char **argv)
     ret_caller_free(&caller);
     if (rc != ZK_OK) return cli_fail(c, rc);
     if (json) {
-        cli_print_json(cli_answer_json(&r));
+        cli_print_json(srv_answer_json(&r));
     } else {
         printf("%s\n", r.answer);
         if (r.ncitations) printf("\nSources:\n");

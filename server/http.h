@@ -133,7 +133,6 @@ void srv_store_put(srv_ctx *s, ret_store *st);
 void srv_stage(srv_ctx *s, int stage, double seconds);
 /* Token bucket per key (principal name, "login:NAME"): 0 when exhausted. */
 int srv_rate_ok(srv_ctx *s, const char *key);
-json_t *srv_hit_json(const ret_hit *h);
 
 /* ---- SSE streams: a producer thread writes events, MHD reads them ---------- */
 typedef struct srv_stream srv_stream;
