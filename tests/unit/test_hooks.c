@@ -203,7 +203,7 @@ static void test_strip_mentions(void **state)
 static void test_render(void **state)
 {
     (void)state;
-    hook_source src[2] = {{1, "Leave policy [2024]", "hr/leave.md"}, {2, "A<b>&c|d", "x"}};
+    hook_source src[2] = {{.n = 1, .title = "Leave policy [2024]", .id = "hr/leave.md"}, {.n = 2, .title = "A<b>&c|d", .id = "x"}};
     char *t = hook_render("Annual leave is 15 days [1].", src, 2, HOOK_PLAIN, 0, "");
     assert_string_equal(t, "Annual leave is 15 days [1].\n\nSources / 来源:\n[1] Leave policy [2024]\n[2] A<b>&c|d");
     zk_free(t);
@@ -229,7 +229,7 @@ static void test_render_cut(void **state)
     /* 3-byte CJK characters and a 4-byte emoji, so byte limits fall inside characters */
     char answer[4096] = "";
     for (int i = 0; i < 200; i++) strcat(answer, i % 7 == 3 ? "😀" : "年假");
-    hook_source src[1] = {{1, "员工手册", "handbook"}};
+    hook_source src[1] = {{.n = 1, .title = "员工手册", .id = "handbook"}};
     static const char *const portals[] = {"", "https://kb.example.com"};
     for (int style = HOOK_PLAIN; style <= HOOK_MRKDWN; style++)
         for (size_t p = 0; p < 2; p++) {
