@@ -301,7 +301,7 @@ static zk_rc answer_question(struct hook_pool *p, ret_store *st, const hook_msg 
     if (linked_user(st, m->platform, m->sender, name, sizeof name)) {
         if ((rc = ret_caller_user(st, name, &caller, err)) != ZK_OK) goto out;
         have_caller = 1;
-        snprintf(out->who, sizeof out->who, "user:%s via %s", name, m->platform);
+        snprintf(out->who, sizeof out->who, "user:%.80s via %.15s", name, m->platform);
     } else if (p->everyone) {
         int64_t everyone;
         if ((rc = ret_principal_parse(st, "everyone", &everyone, err)) != ZK_OK ||
