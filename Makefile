@@ -111,12 +111,22 @@ $(BUILD)/obj/%.o: %.cpp | $(BUILD)/.deps-ok
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 
 # Migrations are compiled into the binary as a table of (name, sql).
-$(BUILD)/gen/schema_sql.c: $(SCHEMA_SQL) tools/embed_sql.sh
+# The lists of embedded files are prerequisites too, so removing a file
+# (not only changing one) regenerates the embedded copies.
+$(BUILD)/gen/%.list: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(if $(filter schema,$*),$(SCHEMA_SQL),$(WEB_FILES))" | cmp -s - $@ || \
+		echo "$(if $(filter schema,$*),$(SCHEMA_SQL),$(WEB_FILES))" > $@
+
+.PHONY: FORCE
+FORCE:
+
+$(BUILD)/gen/schema_sql.c: $(SCHEMA_SQL) $(BUILD)/gen/schema.list tools/embed_sql.sh
 	@mkdir -p $(dir $@)
 	tools/embed_sql.sh $(SCHEMA_SQL) > $@
 
 # The web portal is compiled into the binary too.
-$(BUILD)/gen/web_files.c: $(WEB_FILES) tools/embed_files.sh
+$(BUILD)/gen/web_files.c: $(WEB_FILES) $(BUILD)/gen/web.list tools/embed_files.sh
 	@mkdir -p $(dir $@)
 	tools/embed_files.sh web/ $(WEB_FILES) > $@
 
