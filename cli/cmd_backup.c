@@ -25,19 +25,6 @@ typedef struct {
     long long bytes;
 } copy_stats;
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp) return -1;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static int fsync_path(const char *path, int dir)
 {
     int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
@@ -114,7 +101,7 @@ static zk_rc copy_tree2(const char *src_dir, const char *dst_dir, int link_ok, c
         snprintf(sdir, sizeof sdir, "%s/%s", src_dir, e->d_name);
         if (stat(sdir, &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
         snprintf(ddir, sizeof ddir, "%s/%s", dst_dir, e->d_name);
-        if (mkdir_p(ddir) != 0) { rc = zk_fail(err, ZK_IO, "mkdir %s: %s", ddir, strerror(errno)); goto out; }
+        if (zk_mkdir_p(ddir) != 0) { rc = zk_fail(err, ZK_IO, "mkdir %s: %s", ddir, strerror(errno)); goto out; }
         if (!(sub = opendir(sdir))) { rc = zk_fail(err, ZK_IO, "open %s: %s", sdir, strerror(errno)); goto out; }
         while ((f = readdir(sub)) != NULL) {
             if (skip_name(f->d_name)) continue;
@@ -259,7 +246,7 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
     if (stat(dbpath, &sb) != 0) {
         return cli_fail(c, zk_fail(c->err, ZK_NOTFOUND, "no database at %s", dbpath));
     }
-    if (mkdir_p(dst) != 0) {
+    if (zk_mkdir_p(dst) != 0) {
         return cli_fail(c, zk_fail(c->err, ZK_IO, "cannot create %s: %s", dst, strerror(errno)));
     }
     if (!realpath(src, real_src) || !realpath(dst, real_dst)) {
@@ -282,7 +269,7 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
     if (!no_vectors) {
         snprintf(sdir, sizeof sdir, "%s/vectors", src);
         snprintf(ddir, sizeof ddir, "%s/vectors", dst);
-        if (mkdir_p(ddir) != 0) {
+        if (zk_mkdir_p(ddir) != 0) {
             return cli_fail(c, zk_fail(c->err, ZK_IO, "cannot create %s: %s", ddir, strerror(errno)));
         }
         if ((rc = copy_tree2(sdir, ddir, 0, &vec, c->err)) != ZK_OK) return cli_fail(c, rc);
@@ -296,7 +283,7 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
     }
     snprintf(sdir, sizeof sdir, "%s/blobs", src);
     snprintf(ddir, sizeof ddir, "%s/blobs", dst);
-    if (mkdir_p(ddir) != 0) {
+    if (zk_mkdir_p(ddir) != 0) {
         return cli_fail(c, zk_fail(c->err, ZK_IO, "cannot create %s: %s", ddir, strerror(errno)));
     }
     if ((rc = copy_tree2(sdir, ddir, 1, &blobs, c->err)) != ZK_OK) return cli_fail(c, rc);

@@ -8,6 +8,7 @@
 #define ZK_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdarg.h>
 
 #define ZK_ERRLEN 512
@@ -75,6 +76,11 @@ void *zk_realloc(void *p, size_t n);
 char *zk_strdup(const char *s);
 char *zk_strndup(const char *s, size_t n);
 void zk_free(void *p);
+
+/* mkdir -p with mode 0750: 0, or -1 with errno set. */
+int zk_mkdir_p(const char *path);
+/* qsort comparator for int64_t. */
+int zk_cmp_i64(const void *a, const void *b);
 
 /* Monotonic clock in seconds, for timing and progress. */
 double zk_now(void);

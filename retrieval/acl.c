@@ -17,12 +17,6 @@ void ret_caller_admin(ret_caller *out)
     snprintf(out->name, sizeof out->name, "admin");
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 zk_rc ret_caller_from_set(const char *name, int64_t user_id, const int64_t *ids, size_t n, int admin,
                           ret_caller *out, char *err)
 {
@@ -33,7 +27,7 @@ zk_rc ret_caller_from_set(const char *name, int64_t user_id, const int64_t *ids,
     out->principals = zk_malloc((n ? n : 1) * sizeof *out->principals);
     if (!out->principals) return zk_fail(err, ZK_NOMEM, "out of memory");
     memcpy(out->principals, ids, n * sizeof *ids);
-    qsort(out->principals, n, sizeof *ids, cmp_i64);
+    qsort(out->principals, n, sizeof *ids, zk_cmp_i64);
     out->nprincipals = n;
     zk_buf b;
     buf_init(&b, 0);

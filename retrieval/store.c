@@ -127,22 +127,6 @@ static zk_rc exec(ret_store *s, const char *sql, char *err)
     return ZK_OK;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[4096];
-    if (strlen(path) >= sizeof tmp) return -1;
-    strcpy(tmp, path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0750) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 /* ---- migrations ----------------------------------------------------------- */
 
 static int current_version(ret_store *s)
@@ -202,7 +186,7 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
     if (!s->dir) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
 
     char path[4096];
-    if (!s->readonly && mkdir_p(data_dir) != 0) {
+    if (!s->readonly && zk_mkdir_p(data_dir) != 0) {
         rc = zk_fail(err, ZK_IO, "cannot create data directory %s: %s", data_dir, strerror(errno));
         goto out;
     }
@@ -223,7 +207,7 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
         if ((rc = exec(s, "PRAGMA synchronous=NORMAL", err)) != ZK_OK) goto out;
         if ((rc = migrate(s, err)) != ZK_OK) goto out;
         snprintf(path, sizeof path, "%s/vectors", data_dir);
-        if (mkdir_p(path) != 0) {
+        if (zk_mkdir_p(path) != 0) {
             rc = zk_fail(err, ZK_IO, "cannot create %s: %s", path, strerror(errno));
             goto out;
         }
@@ -709,12 +693,6 @@ int ret__vector_decode(const void *blob, int bytes, int dim, float *out)
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Apply changes with seq > applied. Runs inside a read transaction so the
  * change list and the vectors it reads are one snapshot. The vectors table
  * is the truth: every chunk id touched since `applied` is removed from the
@@ -752,7 +730,7 @@ static zk_rc replay(ret_store *s, kb_index *ki, char *err)
         ids[n++] = sqlite3_column_int64(st, 1);
     }
     if (r != SQLITE_DONE) { rc = db_fail(s, err, "read changes"); goto out; }
-    qsort(ids, n, sizeof *ids, cmp_i64);
+    qsort(ids, n, sizeof *ids, zk_cmp_i64);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)
         if (u == 0 || ids[u - 1] != ids[i]) ids[u++] = ids[i];

@@ -241,30 +241,6 @@ static zk_rc faiss_fail(char *err, const char *what, int frc)
     return zk_fail(err, ZK_INDEX, "faiss %s failed (%d): %s", what, frc, msg ? msg : "?");
 }
 
-static zk_rc mkdir_p(const char *dir, char *err)
-{
-    char *p = zk_strdup(dir);
-    zk_rc rc = ZK_OK;
-    if (!p) return zk_fail(err, ZK_NOMEM, "out of memory");
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            rc = zk_fail(err, ZK_IO, "mkdir %s: %s", p, strerror(errno));
-            goto out;
-        }
-        *s = c;
-        if (c == '\0') break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        rc = zk_fail(err, ZK_IO, "%s is not a directory", dir);
-out:
-    zk_free(p);
-    return rc;
-}
-
 static char *path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
@@ -818,7 +794,7 @@ zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebui
     if (out_rebuilt) *out_rebuilt = 0;
     if (!dir || !*dir || dim <= 0 || dim > VINDEX_MAX_DIM)
         return zk_fail(err, ZK_INVALID, "vindex: bad directory or dimension %d", dim);
-    if ((rc = mkdir_p(dir, err)) != ZK_OK) return rc;
+    if (zk_mkdir_p(dir) != 0) return zk_fail(err, ZK_IO, "cannot create %s: %s", dir, strerror(errno));
     if (!(vi = zk_calloc(1, sizeof *vi)) || !(vi->dir = zk_strdup(dir)) ||
         !(vi->path = path_join(dir, SNAP_NAME))) {
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
@@ -1080,12 +1056,6 @@ out:
     return rc;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err)
 {
     size_t n = vi->ids.count, w = 0;
@@ -1095,7 +1065,7 @@ zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, cha
     if (!ids) return zk_fail(err, ZK_NOMEM, "vindex ids: out of memory");
     for (size_t i = 0; i < vi->ids.cap; i++)
         if (vi->ids.slots[i] != IDSET_EMPTY) ids[w++] = vi->ids.slots[i];
-    qsort(ids, w, sizeof *ids, cmp_i64);
+    qsort(ids, w, sizeof *ids, zk_cmp_i64);
     *out_ids = ids;
     *out_n = w;
     return ZK_OK;

@@ -260,47 +260,6 @@ static void make_title(const char *q, char *out, size_t n)
     out[l] = '\0';
 }
 
-static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
-{
-    return buf_append(ud, p, sz * nm) == ZK_OK ? sz * nm : 0;
-}
-
-/* POST json with the x-acs-dingtalk-access-token header (hook_http_post_json
- * only knows bearer tokens). */
-static zk_rc post_acs(const char *url, const char *token, const char *json, long *out_status, char **out_body,
-                      char *err)
-{
-    zk_rc rc = ZK_OK;
-    zk_buf b;
-    buf_init(&b, 1 << 20);
-    CURL *h = curl_easy_init();
-    struct curl_slist *hdrs = NULL;
-    char th[600];
-    if (!h) { rc = zk_fail(err, ZK_NOMEM, "curl init failed"); goto out; }
-    snprintf(th, sizeof th, "x-acs-dingtalk-access-token: %s", token);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json; charset=utf-8");
-    hdrs = curl_slist_append(hdrs, th);
-    hdrs = curl_slist_append(hdrs, "Expect:");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(json));
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, DT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURLcode cc = curl_easy_perform(h);
-    if (cc != CURLE_OK) { rc = zk_fail(err, ZK_IO, "POST %s: %s", url, curl_easy_strerror(cc)); goto out; }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, out_status);
-    *out_body = buf_steal(&b, NULL);
-out:
-    buf_free(&b);
-    curl_slist_free_all(hdrs);
-    if (h) curl_easy_cleanup(h);
-    return rc;
-}
-
 /* Cached OpenAPI access token (copied into out under the mutex). */
 static zk_rc get_token(dt_state *st, int force, char *out, size_t n, char *err)
 {
@@ -358,7 +317,8 @@ static zk_rc send_openapi(dt_state *st, const hook_msg *m, const char *robot, co
         if ((rc = get_token(st, attempt > 0, token, sizeof token, err)) != ZK_OK) goto out;
         zk_free(resp);
         resp = NULL;
-        if ((rc = post_acs(url, token, req, &status, &resp, err)) != ZK_OK) goto out;
+        if ((rc = hook_http_post_json_header(url, "x-acs-dingtalk-access-token", token, req,
+                                              DT_TIMEOUT_MS, &status, &resp, err)) != ZK_OK) goto out;
         if (status == 200) goto out;
         rc = zk_fail(err, ZK_IO, "dingtalk robot send: HTTP %ld", status);
         if (status != 401 && status != 403) goto out;

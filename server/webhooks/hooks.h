@@ -110,6 +110,10 @@ char *hook_b64encode(const unsigned char *in, size_t n);
  * status and the response body (caller frees). timeout in ms. */
 zk_rc hook_http_post_json(const char *url, const char *bearer, const char *json, long timeout_ms, long *out_status,
                           char **out_body, char *err);
+/* The same with a platform's own credential header (DingTalk's
+ * x-acs-dingtalk-access-token) instead of a bearer token. */
+zk_rc hook_http_post_json_header(const char *url, const char *header, const char *value, const char *json,
+                                 long timeout_ms, long *out_status, char **out_body, char *err);
 zk_rc hook_http_get(const char *url, long timeout_ms, long *out_status, char **out_body, char *err);
 
 #endif

@@ -108,12 +108,14 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return buf_append(b, p, sz * n) == ZK_OK ? sz * n : 0;
 }
 
-static zk_rc request(const char *url, const char *bearer, const char *json, long timeout_ms, long *out_status,
-                     char **out_body, char *err)
+/* auth_name/auth_value: one credential header ("Authorization" with
+ * "Bearer …", or a platform's own token header); NULL for none. */
+static zk_rc request(const char *url, const char *auth_name, const char *auth_value, const char *json,
+                     long timeout_ms, long *out_status, char **out_body, char *err)
 {
     zk_rc rc = ZK_OK;
     struct curl_slist *hdrs = NULL;
-    char auth[4096 + 32];
+    char auth[4096 + 96];
     zk_buf body;
     buf_init(&body, HOOK_HTTP_MAX_RESPONSE);
     *out_status = 0;
@@ -125,12 +127,12 @@ static zk_rc request(const char *url, const char *bearer, const char *json, long
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json; charset=utf-8");
         hdrs = curl_slist_append(hdrs, "Expect:");
     }
-    if (bearer && *bearer) {
-        if (strlen(bearer) > 4096) {
-            rc = zk_fail(err, ZK_INVALID, "bearer token too long");
+    if (auth_name && auth_value && *auth_value) {
+        if (strlen(auth_value) > 4096 || strlen(auth_name) > 64) {
+            rc = zk_fail(err, ZK_INVALID, "credential header too long");
             goto out;
         }
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        snprintf(auth, sizeof auth, "%s: %s", auth_name, auth_value);
         hdrs = curl_slist_append(hdrs, auth);
     }
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -172,10 +174,19 @@ out:
 zk_rc hook_http_post_json(const char *url, const char *bearer, const char *json, long timeout_ms, long *out_status,
                           char **out_body, char *err)
 {
-    return request(url, bearer, json ? json : "{}", timeout_ms, out_status, out_body, err);
+    char value[4096 + 16];
+    if (bearer && *bearer) snprintf(value, sizeof value, "Bearer %.4096s", bearer);
+    return request(url, "Authorization", bearer && *bearer ? value : NULL, json ? json : "{}", timeout_ms,
+                   out_status, out_body, err);
+}
+
+zk_rc hook_http_post_json_header(const char *url, const char *header, const char *value, const char *json,
+                                 long timeout_ms, long *out_status, char **out_body, char *err)
+{
+    return request(url, header, value, json ? json : "{}", timeout_ms, out_status, out_body, err);
 }
 
 zk_rc hook_http_get(const char *url, long timeout_ms, long *out_status, char **out_body, char *err)
 {
-    return request(url, NULL, NULL, timeout_ms, out_status, out_body, err);
+    return request(url, NULL, NULL, NULL, timeout_ms, out_status, out_body, err);
 }
