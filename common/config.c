@@ -25,6 +25,7 @@ static const known_key known[] = {
     {"server", "max_connections_per_ip", "64", "concurrent connections from one address at most (bounds slow-header clients)", 0},
     {"server", "shutdown_grace_s", "30", "on SIGTERM, wait this long for in-flight requests and answer streams", 0},
     {"server", "idle_timeout_s", "30", "idle connections (and slow clients) are closed after this", 0},
+    {"server", "header_timeout_ms", "10000", "a connection must complete its request headers within this (slowloris), 0 = off", 0},
     {"server", "session_hours", "12", "portal login session lifetime", 0},
     {"server", "rate_limit_per_minute", "600", "requests per minute per principal (token, user); 0 = unlimited", 0},
     {"server", "trusted_proxies", "", "addresses whose proxy_user_header is trusted (comma-separated)", 0},

@@ -72,20 +72,29 @@ void zk_log_write(zk_log_level lvl, const char *file, int line, const char *fmt,
     fprintf(stderr, "zhiku %s: %s (%s:%d)\n", lvlname[lvl], msg, base ? base + 1 : file, line);
 }
 
-/* Fault injection for tests: ZK_FAIL_ALLOC_AFTER=N makes the N+1th
- * allocation through these wrappers fail. Read once, lazily. */
+/* Fault injection for tests: ZK_FAIL_ALLOC_AFTER=N (read once, lazily) or
+ * zk_fail_alloc_after(N) makes the N+1th allocation through these wrappers
+ * and every later one fail. Atomic, as ingestion workers allocate too. */
 static long alloc_budget = -2;
 
 static int alloc_should_fail(void)
 {
-    if (alloc_budget == -2) {
+    long b = __atomic_load_n(&alloc_budget, __ATOMIC_RELAXED);
+    if (b == -2) {
         const char *s = getenv("ZK_FAIL_ALLOC_AFTER");
-        alloc_budget = s ? atol(s) : -1;
+        long want = s ? atol(s) : -1;
+        __atomic_compare_exchange_n(&alloc_budget, &b, want < 0 ? -1 : want, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        b = __atomic_load_n(&alloc_budget, __ATOMIC_SEQ_CST);
     }
-    if (alloc_budget < 0) return 0;
-    if (alloc_budget == 0) return 1;
-    alloc_budget--;
-    return 0;
+    while (b > 0)
+        if (__atomic_compare_exchange_n(&alloc_budget, &b, b - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 0;
+    return b == 0;
+}
+
+long zk_fail_alloc_after(long n)
+{
+    long left = __atomic_exchange_n(&alloc_budget, n < 0 ? -1 : n, __ATOMIC_SEQ_CST);
+    return left == -2 ? -1 : left;
 }
 
 void *zk_malloc(size_t n) { return alloc_should_fail() ? NULL : malloc(n ? n : 1); }

@@ -69,13 +69,17 @@ void zk_log_write(zk_log_level lvl, const char *file, int line, const char *fmt,
 #define ZK_MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Allocation that aborts on failure is NOT used; these return NULL like
- * malloc but let tests inject failures (see common/alloc.c). */
+ * malloc but let tests inject failures (zk_fail_alloc_after below). */
 void *zk_malloc(size_t n);
 void *zk_calloc(size_t n, size_t sz);
 void *zk_realloc(void *p, size_t n);
 char *zk_strdup(const char *s);
 char *zk_strndup(const char *s, size_t n);
 void zk_free(void *p);
+/* Tests: from now on the (n+1)th allocation and every later one fail; n < 0
+ * turns injection off. Returns the allocations that were still allowed
+ * before the call (0: a failure was injected; -1: injection was off). */
+long zk_fail_alloc_after(long n);
 
 /* mkdir -p with mode 0750: 0, or -1 with errno set. */
 int zk_mkdir_p(const char *path);

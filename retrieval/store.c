@@ -47,6 +47,8 @@ struct ret_store {
     int readonly;
     int in_batch;       /* inside ret_store_begin */
     int batch_broken;   /* a write failed inside the batch: it must roll back */
+    int sp_outer;       /* the open document savepoint started the transaction */
+    sqlite3_stmt *rollback;   /* "ROLLBACK", prepared at open: works when memory or disk is short */
     ret_indexes *ix;    /* vector indexes (own or shared) */
     int own_ix;
 };
@@ -111,8 +113,16 @@ void ret_store_share_indexes(ret_store *s, ret_indexes *x)
     s->own_ix = 0;
 }
 
+/* SQLite's "database or disk is full" does not say where or what to do. */
+static zk_rc disk_full(ret_store *s, char *err, const char *what)
+{
+    return zk_fail(err, ZK_DB, "disk full: no space left to write the database in %s%s%s; free some space "
+                   "and run again (everything committed before is kept)", s->dir, *what ? " during " : "", what);
+}
+
 static zk_rc db_fail(ret_store *s, char *err, const char *what)
 {
+    if (sqlite3_errcode(s->db) == SQLITE_FULL) return disk_full(s, err, what);
     return zk_fail(err, ZK_DB, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
@@ -120,7 +130,8 @@ static zk_rc exec(ret_store *s, const char *sql, char *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        zk_rc rc = zk_fail(err, ZK_DB, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        zk_rc rc = sqlite3_errcode(s->db) == SQLITE_FULL ? disk_full(s, err, "")
+                   : zk_fail(err, ZK_DB, "%s", msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return rc;
     }
@@ -214,6 +225,10 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
     }
     if ((rc = exec(s, "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; PRAGMA cache_size=-65536", err)) != ZK_OK)
         goto out;
+    if (sqlite3_prepare_v2(s->db, "ROLLBACK", -1, &s->rollback, NULL) != SQLITE_OK) {
+        rc = db_fail(s, err, "prepare");
+        goto out;
+    }
     if (!(s->ix = ret_indexes_new(data_dir))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
     s->own_ix = 1;
     *out = s;
@@ -232,6 +247,7 @@ void ret_store_close(ret_store *s)
             ZK_LOG(ZK_LOG_WARN, "saving vector snapshot: %s", err);
         ret_indexes_free(s->ix);
     }
+    sqlite3_finalize(s->rollback);
     if (s->db) sqlite3_close_v2(s->db);
     zk_free(s->dir);
     zk_free(s);
@@ -248,6 +264,18 @@ zk_rc ret_store_begin(ret_store *s, char *err)
     return rc;
 }
 
+/* End a transaction that failed. A failed COMMIT (disk full, I/O error)
+ * or a failed ROLLBACK TO (out of memory) can leave it open, and a pooled
+ * connection would then hold the write lock and its half-written document,
+ * committing it with the next write; the ROLLBACK prepared at open needs
+ * neither memory nor disk space. */
+static void txn_abort(ret_store *s)
+{
+    if (!s->rollback || sqlite3_get_autocommit(s->db)) return;
+    sqlite3_step(s->rollback);
+    sqlite3_reset(s->rollback);
+}
+
 zk_rc ret_store_commit(ret_store *s, char *err)
 {
     if (s->batch_broken) {
@@ -255,14 +283,16 @@ zk_rc ret_store_commit(ret_store *s, char *err)
         return zk_fail(err, ZK_DB, "a write failed inside the batch; the batch was rolled back");
     }
     s->in_batch = 0;
-    return exec(s, "COMMIT", err);
+    zk_rc rc = exec(s, "COMMIT", err);
+    if (rc != ZK_OK) txn_abort(s);
+    return rc;
 }
 
 void ret_store_rollback(ret_store *s)
 {
     s->in_batch = 0;
     s->batch_broken = 0;
-    exec(s, "ROLLBACK", NULL);
+    if (exec(s, "ROLLBACK", NULL) != ZK_OK) txn_abort(s);
 }
 
 /* Per-document atomicity. Outside a batch a document gets its own
@@ -274,6 +304,7 @@ static zk_rc doc_txn_begin(ret_store *s, const char *name, char *err)
 {
     char sql[64];
     if (s->in_batch) return s->batch_broken ? zk_fail(err, ZK_DB, "batch already failed") : ZK_OK;
+    s->sp_outer = sqlite3_get_autocommit(s->db);
     snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
     return exec(s, sql, err);
 }
@@ -287,10 +318,11 @@ static zk_rc doc_txn_end(ret_store *s, const char *name, zk_rc rc, char *err)
     }
     if (rc == ZK_OK) {
         snprintf(sql, sizeof sql, "RELEASE %s", name);
-        return exec(s, sql, err);
+        if ((rc = exec(s, sql, err)) != ZK_OK && s->sp_outer) txn_abort(s);
+        return rc;
     }
     snprintf(sql, sizeof sql, "ROLLBACK TO %s; RELEASE %s", name, name);
-    exec(s, sql, NULL);
+    if (exec(s, sql, NULL) != ZK_OK && s->sp_outer) txn_abort(s);
     return rc;
 }
 
@@ -321,12 +353,16 @@ static zk_rc kb_model(ret_store *s, int64_t kb, char *model, size_t cap, int *di
     if (sqlite3_prepare_v2(s->db, "SELECT embed_model, embed_dim FROM kb WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
         return db_fail(s, err, "kb lookup");
     sqlite3_bind_int64(st, 1, kb);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
         const char *m = (const char *)sqlite3_column_text(st, 0);
         if (m) snprintf(model, cap, "%s", m);
+        else if (sqlite3_column_type(st, 0) != SQLITE_NULL) rc = zk_fail(err, ZK_NOMEM, "kb lookup: out of memory");
         *dim = sqlite3_column_int(st, 1);
-    } else {
+    } else if (r == SQLITE_DONE) {
         rc = zk_fail(err, ZK_NOTFOUND, "knowledge base %lld not found", (long long)kb);
+    } else {
+        rc = db_fail(s, err, "kb lookup");
     }
     sqlite3_finalize(st);
     return rc;

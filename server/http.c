@@ -4,7 +4,10 @@
  * reverse-proxy headers), per-principal rate limits, routing, JSON and SSE
  * responses, the embedded web portal, /healthz, /readyz and /metrics.
  * One thread per connection (MHD), so handlers may block; SQLite
- * connections come from a pool and share one vector index registry. */
+ * connections come from a pool and share one vector index registry.
+ * A reaper thread closes connections whose request headers are not complete
+ * within [server] header_timeout_ms (slowloris: MHD's own timeout is only
+ * an inactivity timeout, which a client trickling one byte a second never hits). */
 #include "server/server.h"
 #include "server/http.h"
 
@@ -129,6 +132,12 @@ enum MHD_Result srv_fail(srv_req *r, zk_rc rc, const char *err)
     case ZK_PARSE: return srv_error(r, 422, "unprocessable", "%s", msg);
     case ZK_MISMATCH:
     case ZK_CONFIG: return srv_error(r, 503, "unavailable", "%s", msg);
+    case ZK_DB:
+        if (!strncmp(msg, "disk full", 9)) {   /* the store's SQLITE_FULL message */
+            ZK_LOG(ZK_LOG_ERROR, "request %s %s failed: %s", r->method, r->path, msg);
+            return srv_error(r, 507, "insufficient_storage", "the server's disk is full; nothing was saved");
+        }
+        /* fall through */
     default:
         ZK_LOG(ZK_LOG_ERROR, "request %s %s failed: %s", r->method, r->path, msg);
         return srv_error(r, 500, "internal", "internal error (%s)", zk_errname(rc));
@@ -491,6 +500,105 @@ static enum MHD_Result serve_metrics(srv_req *r)
     return ret;
 }
 
+/* ---- header deadline (slowloris) ---------------------------------------------------- */
+
+/* Every open connection is tracked from MHD's STARTED notification to its
+ * CLOSED one. MHD (0.9.75 and later) delivers CLOSED before it closes the
+ * socket and frees the connection, and the list is only touched under mu,
+ * so the reaper never shuts down a stale or reused descriptor. A request's
+ * header phase starts at accept and again after each completed request (a
+ * kept-alive connection waiting for its next request is cut after the same
+ * deadline); it ends at the access handler's first call, which MHD makes
+ * once the headers are complete. Bodies are bounded by the idle timeout
+ * and the size caps, not by this deadline. */
+typedef struct conn_track {
+    struct MHD_Connection *conn;
+    struct conn_reaper *owner;
+    double since;                    /* start of the current header phase */
+    int in_request;                  /* headers complete, request running */
+    int cut;                         /* already shut down by the reaper */
+    struct conn_track *prev, *next;
+} conn_track;
+
+typedef struct conn_reaper {
+    pthread_mutex_t mu;              /* guards everything below */
+    pthread_cond_t cv;
+    conn_track *head;                /* open connections */
+    double timeout;                  /* seconds; <= 0: no deadline */
+    int stop;
+    unsigned long cut_total;         /* connections closed for slow headers */
+} conn_reaper;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    conn_reaper *rp = cls;
+    conn_track *t = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (!(t = zk_calloc(1, sizeof *t))) return;   /* untracked: only the idle timeout applies */
+        t->conn = conn;
+        t->owner = rp;
+        t->since = zk_now();
+        pthread_mutex_lock(&rp->mu);
+        t->next = rp->head;
+        if (rp->head) rp->head->prev = t;
+        rp->head = t;
+        pthread_mutex_unlock(&rp->mu);
+        *socket_context = t;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && t) {
+        pthread_mutex_lock(&rp->mu);
+        if (t->prev) t->prev->next = t->next;
+        else rp->head = t->next;
+        if (t->next) t->next->prev = t->prev;
+        pthread_mutex_unlock(&rp->mu);
+        zk_free(t);
+        *socket_context = NULL;
+    }
+}
+
+/* in_request = 1: the headers of a request are complete; 0: it finished,
+ * the next request's header phase starts now. */
+static void conn_mark(struct MHD_Connection *conn, int in_request)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *t = ci ? ci->socket_context : NULL;
+    if (!t) return;
+    pthread_mutex_lock(&t->owner->mu);
+    t->in_request = in_request;
+    if (!in_request) t->since = zk_now();
+    pthread_mutex_unlock(&t->owner->mu);
+}
+
+static void *reaper_main(void *arg)
+{
+    conn_reaper *rp = arg;
+    /* check a few times per deadline, at most every 200 ms */
+    double tick = rp->timeout / 8 < 0.2 ? (rp->timeout / 8 > 0.01 ? rp->timeout / 8 : 0.01) : 0.2;
+    pthread_mutex_lock(&rp->mu);
+    while (!rp->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long ns = ts.tv_nsec + (long)(tick * 1e9);
+        ts.tv_sec += ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&rp->cv, &rp->mu, &ts);
+        double now = zk_now();
+        for (conn_track *t = rp->head; t && !rp->stop; t = t->next) {
+            if (t->in_request || t->cut || now - t->since < rp->timeout) continue;
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(t->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            if (!ci || ci->connect_fd < 0) continue;
+            /* the connection thread sees end-of-stream and closes it */
+            shutdown(ci->connect_fd, SHUT_RDWR);
+            t->cut = 1;
+            rp->cut_total++;
+            ZK_LOG(ZK_LOG_INFO, "closed a connection that sent no complete request headers in %.0f ms",
+                   rp->timeout * 1e3);
+        }
+    }
+    pthread_mutex_unlock(&rp->mu);
+    return NULL;
+}
+
 /* ---- request lifecycle ------------------------------------------------------------ */
 
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
@@ -545,8 +653,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
 {
     srv_ctx *s = cls;
     srv_req *r = *con_cls;
-    (void)conn;
     (void)toe;
+    conn_mark(conn, 0);
     if (!r) return;
     record(s, r);
     if (r->post) MHD_destroy_post_processor(r->post);
@@ -557,7 +665,11 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls, en
     buf_free(&r->body);
     if (!r->streaming) {   /* a stream's producer owns the store and caller */
         ret_caller_free(&r->caller);
-        srv_store_put(s, r->store);
+        /* a connection that just failed (disk full, I/O error, out of
+         * memory) is not pooled: SQLite's and FTS5's per-connection state
+         * after such errors is not worth trusting (tests/unit/test_faults.c) */
+        if (r->status >= 500 && r->status != 503) ret_store_close(r->store);
+        else srv_store_put(s, r->store);
     }
     zk_free(r);
     *con_cls = NULL;
@@ -616,6 +728,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     srv_req *r = *con_cls;
     (void)version;
     if (!r) {   /* first call: headers only */
+        conn_mark(conn, 1);
         r = zk_calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         r->srv = s;
@@ -861,6 +974,11 @@ zk_rc srv_run(const srv_opts *o, char *err)
     srv_ctx *s = zk_calloc(1, sizeof *s);
     if (!s) return zk_fail(err, ZK_NOMEM, "out of memory");
     s->cfg = o->cfg;
+    conn_reaper reaper = {.timeout = (double)zk_config_int(o->cfg, "server", "header_timeout_ms") / 1e3};
+    pthread_t reaper_thread;
+    int reaping = 0;
+    pthread_mutex_init(&reaper.mu, NULL);
+    pthread_cond_init(&reaper.cv, NULL);
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_mutex_init(&s->metrics_mu, NULL);
     pthread_mutex_init(&s->rate_mu, NULL);
@@ -912,18 +1030,22 @@ zk_rc srv_run(const srv_opts *o, char *err)
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)zk_config_int(o->cfg, "server", "idle_timeout_s"),
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                                      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections_per_ip"),
-                                     MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_HTTPS_MEM_CERT, cert,
+                                     MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, &reaper, MHD_OPTION_HTTPS_MEM_CERT, cert,
                                      MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END)
                   : MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections"),
                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)zk_config_int(o->cfg, "server", "idle_timeout_s"),
                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
                                      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)zk_config_int(o->cfg, "server", "max_connections_per_ip"),
-                                     MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
+                                     MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                                     MHD_OPTION_NOTIFY_CONNECTION, on_connection, &reaper, MHD_OPTION_END);
     if (!s->mhd) {
         rc = zk_fail(err, ZK_IO, "cannot listen on %s: %s", listen, strerror(errno));
         goto out;
     }
+    if (reaper.timeout > 0 && pthread_create(&reaper_thread, NULL, reaper_main, &reaper) == 0) reaping = 1;
+    else if (reaper.timeout > 0) ZK_LOG(ZK_LOG_WARN, "cannot start the header-deadline thread: only idle_timeout_s applies");
     fprintf(stderr, "zhiku: serving %s on http%s://%s/ (data %s)\n", s->providers ? "LLM answers" : "extractive answers",
             s->tls ? "s" : "", listen, o->data_dir);
     pthread_t loader;
@@ -956,6 +1078,17 @@ zk_rc srv_run(const srv_opts *o, char *err)
         ZK_LOG(ZK_LOG_ERROR, "saving vector snapshots: %s", err);
 out:
     if (s->mhd) MHD_stop_daemon(s->mhd);
+    if (reaping) {   /* every connection is closed: nothing left to reap */
+        pthread_mutex_lock(&reaper.mu);
+        reaper.stop = 1;
+        pthread_cond_signal(&reaper.cv);
+        pthread_mutex_unlock(&reaper.mu);
+        pthread_join(reaper_thread, NULL);
+        if (reaper.cut_total)
+            ZK_LOG(ZK_LOG_INFO, "%lu connections were closed for not sending their headers in time", reaper.cut_total);
+    }
+    pthread_cond_destroy(&reaper.cv);
+    pthread_mutex_destroy(&reaper.mu);
     srv_hooks_stop(s);            /* no request can queue a question any more */
     for (int i = 0; i < s->npool; i++) ret_store_close(s->pool[i]);
     ret_indexes_free(s->indexes);
