@@ -5,11 +5,14 @@
 #include "retrieval/search.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "utf8.h"
+#include "retrieval/docmap.h"
+#include "retrieval/rank.h"
 #include "retrieval/tokenizer.h"
 
 zk_rc ret_mode_parse(const char *s, ret_mode *out)
@@ -38,6 +41,7 @@ void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg)
     o->w_vector = zk_config_double(cfg, "search", "vector_weight");
     o->heading_weight = zk_config_double(cfg, "search", "heading_weight");
     o->max_query_terms = (int)zk_config_int(cfg, "search", "max_query_terms");
+    o->bm25_budget = (int)zk_config_int(cfg, "search", "bm25_budget");
     o->kb = 1;
 }
 
@@ -59,11 +63,12 @@ zk_rc ret_search_add_filter(ret_search_opts *o, char *kv, char *err)
 
 /* " AND <acl> AND json_extract(d.metadata, :fkN) = :fvN ..." for a query
  * with documents aliased d. */
-static void doc_filter_sql(zk_buf *sql, const ret_search_opts *o)
+static int doc_filter_sql(zk_buf *sql, const ret_search_opts *o)
 {
-    buf_puts(sql, " AND" RET_ACL_PREDICATE);
+    int bad = buf_puts(sql, " AND" RET_ACL_PREDICATE) != ZK_OK;
     for (int i = 0; i < o->nfilters; i++)
-        buf_printf(sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i);
+        bad |= buf_printf(sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i) != ZK_OK;
+    return bad;
 }
 
 static void doc_filter_bind(sqlite3_stmt *st, const ret_search_opts *o)
@@ -84,8 +89,9 @@ static void doc_filter_bind(sqlite3_stmt *st, const ret_search_opts *o)
 typedef struct {
     const char *text;
     zk_buf *seen;      /* "\x01tok\x01tok..." for dedup */
-    zk_buf *q;
+    char **phrases;    /* quoted FTS5 phrases, in query order */
     int nterms, max;
+    int failed;
 } qctx;
 
 static int add_term(void *vctx, int kind, const char *tok, int ntok, int start, int end)
@@ -101,33 +107,186 @@ static int add_term(void *vctx, int kind, const char *tok, int ntok, int start, 
     key[ntok + 1] = '\x01';
     key[ntok + 2] = '\0';
     if (c->seen->len && memmem(c->seen->data, c->seen->len, key, (size_t)ntok + 2)) return 0;
-    if (buf_append(c->seen, key, (size_t)ntok + 1) != ZK_OK) return 1;
+    if (buf_append(c->seen, key, (size_t)ntok + 1) != ZK_OK) { c->failed = 1; return 1; }
     /* quote the original text of the token; FTS5 re-tokenizes it with the
      * same tokenizer, which yields this very token */
-    if (c->nterms && buf_puts(c->q, " OR ") != ZK_OK) return 1;
-    buf_putc(c->q, '"');
+    zk_buf q;
+    int bad = 0;
+    buf_init(&q, 1 << 12);
+    bad |= buf_putc(&q, '"') != ZK_OK;
     for (int i = start; i < end; i++) {
-        if (c->text[i] == '"') buf_putc(c->q, '"');
-        buf_putc(c->q, c->text[i]);
+        if (c->text[i] == '"') bad |= buf_putc(&q, '"') != ZK_OK;
+        bad |= buf_putc(&q, c->text[i]) != ZK_OK;
     }
-    buf_putc(c->q, '"');
+    bad |= buf_putc(&q, '"') != ZK_OK;
+    if (bad || !(c->phrases[c->nterms] = buf_steal(&q, NULL))) {
+        buf_free(&q);
+        c->failed = 1;
+        return 1;
+    }
     c->nterms++;
     return 0;
 }
 
-zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err)
+static void free_phrases(char **p, int n)
 {
-    zk_buf q, seen;
-    buf_init(&q, 1 << 20);
-    buf_init(&seen, 1 << 20);
+    for (int i = 0; p && i < n; i++) zk_free(p[i]);
+    zk_free(p);
+}
+
+/* The query's distinct terms as quoted FTS5 phrases, at most max_terms. */
+static zk_rc query_phrases(const char *query, int max_terms, char ***out, int *out_n, char *err)
+{
+    zk_buf seen;
+    int max = max_terms > 0 ? max_terms : 32;
+    *out = NULL;
+    *out_n = 0;
+    char **ph = zk_calloc((size_t)max, sizeof *ph);
     ret_tokenizer *t = ret_tokenizer_new();
-    if (!t) return zk_fail(err, ZK_NOMEM, "out of memory");
-    qctx c = {query, &seen, &q, 0, max_terms > 0 ? max_terms : 32};
+    if (!ph || !t) {
+        zk_free(ph);
+        ret_tokenizer_free(t);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
+    buf_init(&seen, 1 << 20);
+    qctx c = {query, &seen, ph, 0, max, 0};
     ret_tokenizer_run(t, query, (int)strlen(query), 1, &c, add_term);
     ret_tokenizer_free(t);
     buf_free(&seen);
-    *out = buf_steal(&q, NULL);
+    if (c.failed) {
+        free_phrases(ph, c.nterms);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
+    *out = ph;
+    *out_n = c.nterms;
+    return ZK_OK;
+}
+
+static char *join_or(char **ph, const int *idx, int n, const char *op)
+{
+    zk_buf q;
+    int bad = 0;
+    buf_init(&q, 1 << 20);
+    for (int i = 0; i < n; i++) {
+        if (i) bad |= buf_puts(&q, op) != ZK_OK;
+        bad |= buf_puts(&q, ph[idx ? idx[i] : i]) != ZK_OK;
+    }
+    if (bad) { buf_free(&q); return NULL; }
+    return buf_steal(&q, NULL);
+}
+
+zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err)
+{
+    char **ph;
+    int n;
+    zk_rc rc = query_phrases(query, max_terms, &ph, &n, err);
+    if (rc != ZK_OK) return rc;
+    *out = n ? join_or(ph, NULL, n, " OR ") : zk_strdup("");
+    free_phrases(ph, n);
     return *out ? ZK_OK : zk_fail(err, ZK_NOMEM, "out of memory");
+}
+
+/* Document frequency of one phrase: cached, else counted (a walk of its
+ * posting list, paid once per term while the corpus grows by < 10%). */
+static zk_rc phrase_df(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *phrase, int64_t *df, char *err)
+{
+    if (ret_termstats_get(ts, phrase, nrows, df)) return ZK_OK;
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "term statistics: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, phrase, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *df = sqlite3_column_int64(st, 0);
+        ret_termstats_put(ts, phrase, nrows, *df);
+    } else {
+        rc = zk_fail(err, ZK_DB, "term statistics: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const int64_t *sort_df;   /* qsort has no context argument; guarded below */
+static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
+static int cmp_by_df(const void *a, const void *b)
+{
+    int64_t x = sort_df[*(const int *)a], y = sort_df[*(const int *)b];
+    return x < y ? -1 : x > y;
+}
+
+zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *query, int max_terms,
+                     int budget, char **out_match, double **out_w, int *out_nw, char *err)
+{
+    char **ph = NULL;
+    int n = 0, nlive = 0, nmatch = 0;
+    int64_t *df = NULL;
+    int *order = NULL;
+    double *w = NULL;
+    char *matchers = NULL, *all = NULL;
+    zk_rc rc = query_phrases(query, max_terms, &ph, &n, err);
+    *out_match = NULL;
+    *out_w = NULL;
+    *out_nw = 0;
+    if (rc != ZK_OK) return rc;
+    df = zk_calloc((size_t)n + 1, sizeof *df);
+    order = zk_calloc((size_t)n + 1, sizeof *order);
+    w = zk_calloc((size_t)n * 2 + 1, sizeof *w);
+    if (!df || !order || !w) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    for (int i = 0; i < n; i++) {
+        if ((rc = phrase_df(db, ts, nrows, ph[i], &df[i], err)) != ZK_OK) goto out;
+        if (df[i] > 0) order[nlive++] = i;       /* terms found nowhere add nothing */
+    }
+    if (nlive == 0) {
+        *out_match = zk_strdup("");
+        if (!*out_match) rc = zk_fail(err, ZK_NOMEM, "out of memory");
+        goto out;
+    }
+    pthread_mutex_lock(&sort_mu);
+    sort_df = df;
+    qsort(order, (size_t)nlive, sizeof *order, cmp_by_df);
+    pthread_mutex_unlock(&sort_mu);
+    /* match on the rarest terms while their rows fit the budget; when even
+     * the rarest alone does not, require the rarest few together */
+    int64_t sum = 0;
+    const char *op = " OR ";
+    while (nmatch < nlive && sum + df[order[nmatch]] <= budget) sum += df[order[nmatch++]];
+    if (nmatch == 0) {
+        double est = (double)df[order[0]];
+        nmatch = 1;
+        while (nmatch < nlive && est > budget) est *= (double)df[order[nmatch++]] / (double)(nrows > 0 ? nrows : 1);
+        op = " AND ";
+    }
+    int nw = 0;
+    if (nmatch == nlive && op[1] == 'O') {
+        /* all terms are selective: the plain OR query, every phrase scores */
+        if (!(all = join_or(ph, order, nlive, " OR "))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+        for (int i = 0; i < nlive; i++) w[nw++] = (double)df[order[i]];
+        *out_match = all;
+        all = NULL;
+    } else {
+        /* "(matchers) AND (every term)": the matchers' phrases come first
+         * and only select rows (weight 0); the second group scores */
+        if (!(matchers = join_or(ph, order, nmatch, op)) || !(all = join_or(ph, order, nlive, " OR "))) {
+            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+            goto out;
+        }
+        size_t len = strlen(matchers) + strlen(all) + 16;
+        if (!(*out_match = zk_malloc(len))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+        snprintf(*out_match, len, "(%s) AND (%s)", matchers, all);
+        for (int i = 0; i < nmatch; i++) w[nw++] = 0.0;
+        for (int i = 0; i < nlive; i++) w[nw++] = (double)df[order[i]];
+    }
+    *out_w = w;
+    *out_nw = nw;
+    w = NULL;
+out:
+    free_phrases(ph, n);
+    zk_free(df);
+    zk_free(order);
+    zk_free(w);
+    zk_free(matchers);
+    zk_free(all);
+    return rc;
 }
 
 /* ---- candidates and fusion ------------------------------------------------- */
@@ -152,22 +311,36 @@ static int cmp_cand(const void *a, const void *b)
     return x->chunk_id < y->chunk_id ? -1 : x->chunk_id > y->chunk_id;
 }
 
-static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_opts *o,
-                             cand *c, size_t *n, char *err)
+static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_opts *o, const ret_view *view,
+                             int by_view, cand *c, size_t *n, char *err)
 {
     char *match = NULL;
-    zk_rc rc = ret__fts_query(query, o->max_query_terms, &match, err);
-    if (rc != ZK_OK) return rc;
-    if (!*match) { zk_free(match); return ZK_OK; }
+    double *w = NULL;
+    int nw = 0;
     sqlite3 *db = ret_store_db(s);
+    zk_rc rc = ret__bm25_plan(db, ret__store_termstats(s), (int64_t)view->total_chunks, query,
+                              o->max_query_terms, o->bm25_budget, &match, &w, &nw, err);
+    if (rc != ZK_OK) return rc;
+    if (!*match) { zk_free(match); zk_free(w); return ZK_OK; }
     sqlite3_stmt *st = NULL;
     zk_buf sql;
+    int bad = 0;
     buf_init(&sql, 1 << 16);
-    buf_puts(&sql, "SELECT f.rowid, bm25(chunks_fts, 1.0, :hw) AS r FROM chunks_fts f "
-                   "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
-                   "WHERE chunks_fts MATCH :match AND d.kb_id = :kb");
-    doc_filter_sql(&sql, o);
-    buf_puts(&sql, " ORDER BY r LIMIT :k");
+    if (by_view) {
+        /* the access map decides per matched row: no joins */
+        bad |= buf_puts(&sql, "SELECT f.rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
+                       "WHERE chunks_fts MATCH :match AND zk_chunk_ok(f.rowid, :view)");
+    } else {
+        bad |= buf_puts(&sql, "SELECT f.rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
+                              "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
+                              "WHERE chunks_fts MATCH :match AND d.kb_id = :kb") != ZK_OK;
+        bad |= doc_filter_sql(&sql, o);
+    }
+    if (bad || buf_puts(&sql, " ORDER BY r LIMIT :k") != ZK_OK) {
+        buf_free(&sql);
+        rc = zk_fail(err, ZK_NOMEM, "out of memory");
+        goto out;
+    }
     int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
     buf_free(&sql);
     if (prc != SQLITE_OK) {
@@ -176,9 +349,14 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     }
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":match"), match, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, ":hw"), o->heading_weight);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
     sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":k"), o->bm25_k);
-    doc_filter_bind(st, o);
+    sqlite3_bind_blob(st, sqlite3_bind_parameter_index(st, ":w"), w, (int)(sizeof *w * (size_t)nw), SQLITE_STATIC);
+    if (by_view) {
+        sqlite3_bind_pointer(st, sqlite3_bind_parameter_index(st, ":view"), (void *)view, RET_VIEW_PTR, NULL);
+    } else {
+        sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
+        doc_filter_bind(st, o);
+    }
     int r, rank = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         cand *x = &c[(*n)++];
@@ -191,6 +369,7 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
 out:
     sqlite3_finalize(st);
     zk_free(match);
+    zk_free(w);
     return rc;
 }
 
@@ -208,16 +387,21 @@ static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **ou
     /* driven by the caller's grants (index doc_acl_principal, join order
      * forced with CROSS JOIN), so a caller allowed 1% of the corpus touches
      * 1% of it; the admin (only here with metadata filters) takes the kb */
+    int bad = 0;
     if (o->caller->admin) {
-        buf_puts(&sql, "SELECT c.id FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE d.kb_id = :kb");
+        bad |= buf_puts(&sql, "SELECT c.id FROM documents d JOIN chunks c ON c.doc_id = d.id WHERE d.kb_id = :kb");
     } else {
-        buf_puts(&sql, "SELECT DISTINCT c.id FROM json_each(:acl_ids) p CROSS JOIN doc_acl a "
-                       "CROSS JOIN documents d CROSS JOIN chunks c WHERE a.principal_id = p.value "
-                       "AND d.id = a.doc_id AND c.doc_id = d.id AND d.kb_id = :kb");
+        bad |= buf_puts(&sql, "SELECT DISTINCT c.id FROM json_each(:acl_ids) p CROSS JOIN doc_acl a "
+                              "CROSS JOIN documents d CROSS JOIN chunks c WHERE a.principal_id = p.value "
+                              "AND d.id = a.doc_id AND c.doc_id = d.id AND d.kb_id = :kb");
     }
     for (int i = 0; i < o->nfilters; i++)
-        buf_printf(&sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i);
-    buf_puts(&sql, " ORDER BY c.id");
+        bad |= buf_printf(&sql, " AND json_extract(d.metadata, :fk%d) = :fv%d", i, i) != ZK_OK;
+    bad |= buf_puts(&sql, " ORDER BY c.id") != ZK_OK;
+    if (bad) {
+        buf_free(&sql);
+        return zk_fail(err, ZK_NOMEM, "out of memory");
+    }
     int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
     buf_free(&sql);
     if (prc != SQLITE_OK) return zk_fail(err, ZK_DB, "allowed set: %s", sqlite3_errmsg(db));
@@ -241,8 +425,46 @@ static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **ou
     return ZK_OK;
 }
 
+/* Vector top-k the view's caller may read. A caller reading most of the kb
+ * searches the whole index and drops what it may not read, asking for more
+ * while too few survive; a minority reader has its readable chunks scored
+ * (ret_vindex_search_allowed). */
+static zk_rc view_vector_search(ret_vindex *vi, const ret_view *view, const float *q, int k,
+                                int64_t *ids, float *scores, int *got, char *err)
+{
+    if (view->chunks || view->allowed_chunks == 0)
+        return ret_vindex_search_allowed(vi, q, k, view->chunks, view->nchunks, ids, scores, got, err);
+    zk_rc rc = ZK_OK;
+    int want = view->admin ? k : k + k / 2 + 8;
+    int64_t *wi = NULL;
+    float *ws = NULL;
+    *got = 0;
+    for (;;) {
+        int n = 0;
+        int64_t *pi = zk_realloc(wi, sizeof *wi * (size_t)want);
+        if (!pi) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
+        wi = pi;
+        float *ps = zk_realloc(ws, sizeof *ws * (size_t)want);
+        if (!ps) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
+        ws = ps;
+        if ((rc = ret_vindex_search(vi, q, want, wi, ws, &n, err)) != ZK_OK) break;
+        *got = 0;
+        for (int i = 0; i < n && *got < k; i++)
+            if (ret_view_chunk_ok(view, wi[i])) {
+                ids[*got] = wi[i];
+                scores[*got] = ws[i];
+                (*got)++;
+            }
+        if (*got >= k || n < want || (size_t)want >= view->kb_chunks) break;
+        want *= 4;
+    }
+    zk_free(wi);
+    zk_free(ws);
+    return rc;
+}
+
 static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *query,
-                               const ret_search_opts *o, cand *c, size_t *n, char *err)
+                               const ret_search_opts *o, const ret_view *view, cand *c, size_t *n, char *err)
 {
     zk_rc rc;
     ret_vindex *vi = NULL;
@@ -263,8 +485,8 @@ static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *quer
     /* the kb has vectors, so its model is recorded: this only compares */
     if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK) goto out;
     int got = 0;
-    if (o->caller->admin && o->nfilters == 0) {
-        rc = ret_vindex_search(vi, q, o->vector_k, ids, scores, &got, err);
+    if (view) {
+        rc = view_vector_search(vi, view, q, o->vector_k, ids, scores, &got, err);
     } else {
         if ((rc = allowed_chunks(s, o, &allowed, &nallowed, err)) != ZK_OK) goto out;
         rc = ret_vindex_search_allowed(vi, q, o->vector_k, allowed, nallowed, ids, scores, &got, err);
@@ -409,14 +631,20 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     size_t n = 0, nh = 0;
     sqlite3_stmt *st = NULL;
     ret_tokenizer *t = NULL;
+    ret_view view = {0};
+    int by_view = o->nfilters == 0;   /* metadata filters go through SQL */
     if (!c) return zk_fail(err, ZK_NOMEM, "out of memory");
 
+    if ((rc = ret_docmap_view(ret__store_docmap(s), ret_store_db(s), o->caller, o->kb,
+                              by_view && o->mode != RET_MODE_BM25, &view, err)) != ZK_OK)
+        goto out;
     if (o->mode != RET_MODE_VECTOR && o->bm25_k > 0 &&
-        (rc = bm25_candidates(s, query, o, c, &n, err)) != ZK_OK)
+        (rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err)) != ZK_OK)
         goto out;
     if (o->mode != RET_MODE_BM25 && o->vector_k > 0 &&
-        (rc = vector_candidates(s, emb, query, o, c, &n, err)) != ZK_OK)
+        (rc = vector_candidates(s, emb, query, o, by_view ? &view : NULL, c, &n, err)) != ZK_OK)
         goto out;
+    ret_view_release(&view);
 
     for (size_t i = 0; i < n; i++) {
         double sc = 0;
@@ -436,10 +664,14 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
          * caller's permissions (and the filters) as it is loaded */
         zk_buf sql;
         buf_init(&sql, 1 << 16);
-        buf_puts(&sql, "SELECT c.doc_id, c.ordinal, c.text, c.heading, c.page, c.start_char, c.end_char, "
-                       "d.ext_id, d.source, d.title FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                       "WHERE c.id = :chunk AND d.kb_id = :kb");
-        doc_filter_sql(&sql, o);
+        int bad = buf_puts(&sql, "SELECT c.doc_id, c.ordinal, c.text, c.heading, c.page, c.start_char, "
+                                 "c.end_char, d.ext_id, d.source, d.title FROM chunks c "
+                                 "JOIN documents d ON d.id = c.doc_id WHERE c.id = :chunk AND d.kb_id = :kb") != ZK_OK;
+        if (bad | doc_filter_sql(&sql, o)) {
+            buf_free(&sql);
+            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+            goto out;
+        }
         int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
         buf_free(&sql);
         if (prc != SQLITE_OK) {
@@ -452,7 +684,12 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     for (size_t i = 0; i < n && nh < want; i++) {
         sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":chunk"), c[i].chunk_id);
         sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
-        if (sqlite3_step(st) == SQLITE_ROW) {
+        int r = sqlite3_step(st);
+        if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            rc = zk_fail(err, ZK_DB, "load hits: %s", sqlite3_errmsg(db));
+            goto out;
+        }
+        if (r == SQLITE_ROW) {
             ret_hit *h = &hits[nh++];
             h->chunk_id = c[i].chunk_id;
             h->doc_id = sqlite3_column_int64(st, 0);
@@ -479,6 +716,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
         sqlite3_reset(st);
     }
 out:
+    ret_view_release(&view);
     sqlite3_finalize(st);
     ret_tokenizer_free(t);
     zk_free(c);

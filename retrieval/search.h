@@ -31,6 +31,7 @@ typedef struct {
     double w_bm25, w_vector;
     double heading_weight;/* BM25 column weight of the heading path */
     int max_query_terms;
+    int bm25_budget;      /* rows the BM25 matching terms may select (rank.h) */
     int64_t kb;           /* knowledge base id */
     int ids_only;         /* skip loading text and snippets (batch evaluation) */
     const ret_caller *caller;   /* REQUIRED: whose permissions apply */
@@ -72,5 +73,11 @@ void ret_hits_free(ret_hit *hits, size_t n);
 /* The FTS5 MATCH expression zhiku builds for a query ("" when the query has
  * no indexable term). Caller frees. Exposed for tests and `--explain`. */
 zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err);
+/* The BM25 query zhiku runs (rank.h): the MATCH expression and the per-phrase
+ * weights (document frequencies; 0 = matching only) for zk_bm25. An empty
+ * expression when no term occurs anywhere. nrows: the corpus size now. */
+struct ret_termstats;
+zk_rc ret__bm25_plan(sqlite3 *db, struct ret_termstats *ts, int64_t nrows, const char *query, int max_terms,
+                     int budget, char **out_match, double **out_w, int *out_nw, char *err);
 
 #endif

@@ -16,6 +16,8 @@
 
 #include "buf.h"
 #include "half.h"
+#include "retrieval/docmap.h"
+#include "retrieval/rank.h"
 #include "retrieval/tokenizer.h"
 #include "retrieval/vindex_int.h"
 #include "schema/schema.h"
@@ -39,6 +41,8 @@ struct ret_indexes {
     kb_index *idx[MAX_KB_INDEXES];
     int nidx;
     char *dir;                          /* data directory */
+    ret_docmap *docmap;                 /* chunk -> document -> readers */
+    ret_termstats *termstats;           /* term document frequencies */
 };
 
 struct ret_store {
@@ -59,7 +63,13 @@ ret_indexes *ret_indexes_new(const char *data_dir)
 {
     ret_indexes *x = zk_calloc(1, sizeof *x);
     if (!x) return NULL;
-    if (!(x->dir = zk_strdup(data_dir))) { zk_free(x); return NULL; }
+    if (!(x->dir = zk_strdup(data_dir)) || !(x->docmap = ret_docmap_new()) ||
+        !(x->termstats = ret_termstats_new())) {
+        ret_docmap_free(x->docmap);
+        zk_free(x->dir);
+        zk_free(x);
+        return NULL;
+    }
     pthread_mutex_init(&x->mu, NULL);
     return x;
 }
@@ -102,8 +112,20 @@ void ret_indexes_free(ret_indexes *x)
         zk_free(x->idx[i]);
     }
     pthread_mutex_destroy(&x->mu);
+    ret_docmap_free(x->docmap);
+    ret_termstats_free(x->termstats);
     zk_free(x->dir);
     zk_free(x);
+}
+
+ret_docmap *ret__store_docmap(ret_store *s)
+{
+    return s->ix->docmap;
+}
+
+ret_termstats *ret__store_termstats(ret_store *s)
+{
+    return s->ix->termstats;
 }
 
 void ret_store_share_indexes(ret_store *s, ret_indexes *x)
@@ -211,6 +233,8 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
     sqlite3_busy_timeout(s->db, 10000);
     sqlite3_extended_result_codes(s->db, 1);
     if ((rc = ret_tokenizer_register(s->db, err)) != ZK_OK) goto out;
+    if ((rc = ret_docmap_register(s->db, err)) != ZK_OK) goto out;
+    if ((rc = ret_rank_register(s->db, err)) != ZK_OK) goto out;
     if (!s->readonly) {
         /* WAL + synchronous=NORMAL: a committed transaction survives a
          * process crash (kill -9); only an OS crash may lose the last ones. */
@@ -522,11 +546,14 @@ out:
 static zk_rc write_acl(ret_store *s, int64_t doc_id, const ret_doc_in *doc, char *err)
 {
     zk_rc rc = run_i64(s, "DELETE FROM doc_acl WHERE doc_id = ?1", 1, &doc_id, err);
+    int had_grants = rc == ZK_OK && sqlite3_changes(s->db) > 0;
     for (size_t i = 0; rc == ZK_OK && i < doc->nacl; i++) {
         int64_t a[2] = {doc_id, doc->acl[i]};
         rc = run_i64(s, "INSERT OR IGNORE INTO doc_acl(doc_id, principal_id) VALUES (?1, ?2)", 2, a, err);
     }
-    if (rc == ZK_OK && doc->acl_replace)
+    /* caches of readable sets (retrieval/docmap.c) see new documents by
+     * their ids; any change to an existing document's grants bumps */
+    if (rc == ZK_OK && (doc->acl_replace || had_grants))
         rc = run_i64(s, "UPDATE acl_version SET seq = seq + 1", 0, NULL, err);
     return rc;
 }

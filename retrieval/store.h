@@ -31,6 +31,10 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
 void ret_store_close(ret_store *s);   /* saves dirty vector snapshots */
 
 sqlite3 *ret_store_db(ret_store *s);
+/* The process-wide access map of this data directory (retrieval/docmap.h). */
+struct ret_docmap *ret__store_docmap(ret_store *s);
+/* ... and its term statistics (retrieval/rank.h). */
+struct ret_termstats *ret__store_termstats(ret_store *s);
 const char *ret_store_dir(const ret_store *s);
 int ret_store_schema_version(ret_store *s);
 

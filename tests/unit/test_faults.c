@@ -46,7 +46,7 @@
  * checked (an empty SQL prepares to a NULL statement that yields no rows),
  * and ret__fts_query ignores the tokenizer callback's failure. Reported to
  * that file's owner; set to 1 once fixed to make such a result fail here. */
-#define SEARCH_OOM_EXACT 0
+#define SEARCH_OOM_EXACT 1
 
 static ret_caller admin;
 

@@ -1,0 +1,385 @@
+/* docmap.c — the in-memory access map (see docmap.h). Called by search.c
+ * once per query: one cheap version probe (max change seq, acl_version, max
+ * document id), then, only when something moved, a replay of the new change
+ * log rows under the write lock. Arrays are indexed by id (chunk and
+ * document ids are dense AUTOINCREMENT keys): 4 bytes per chunk and per
+ * document, 40 MB of chunk map at 10M chunks. Caller bitmaps live in a small
+ * LRU keyed by principal set and kb. */
+#include "retrieval/docmap.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define NCACHE 64
+
+typedef struct {
+    char *key;                  /* principals_json; NULL = free slot */
+    int64_t kb, acl_seq, max_doc;
+    uint64_t *bits;
+    size_t nwords;
+    size_t allowed_chunks;      /* counted at chunks_seq */
+    int64_t *chunks;            /* readable live chunks of kb (built on demand) */
+    size_t nchunks;
+    int64_t count_seq, list_seq; /* map seq the count / list were made at; -1 none */
+    uint64_t used;
+} allow_entry;
+
+struct ret_docmap {
+    pthread_rwlock_t lock;
+    int loaded;
+    int64_t seq;                /* last change-log seq applied */
+    int64_t max_doc;            /* documents table max id seen */
+    int32_t *chunk_doc;         /* [chunk id] -> doc id; 0: none or deleted */
+    size_t nchunk_slots;
+    int32_t *doc_kb;            /* [doc id] -> kb id */
+    size_t ndoc_slots;
+    int64_t *kb_chunks;         /* [kb id] -> live chunks */
+    size_t nkb_slots;
+    allow_entry cache[NCACHE];
+    uint64_t tick;
+};
+
+ret_docmap *ret_docmap_new(void)
+{
+    ret_docmap *m = zk_calloc(1, sizeof *m);
+    if (!m) return NULL;
+    if (pthread_rwlock_init(&m->lock, NULL) != 0) { zk_free(m); return NULL; }
+    return m;
+}
+
+static void entry_clear(allow_entry *e)
+{
+    zk_free(e->key);
+    zk_free(e->bits);
+    zk_free(e->chunks);
+    memset(e, 0, sizeof *e);
+}
+
+void ret_docmap_free(ret_docmap *m)
+{
+    if (!m) return;
+    for (int i = 0; i < NCACHE; i++) entry_clear(&m->cache[i]);
+    zk_free(m->chunk_doc);
+    zk_free(m->doc_kb);
+    zk_free(m->kb_chunks);
+    pthread_rwlock_destroy(&m->lock);
+    zk_free(m);
+}
+
+/* Grow *arr (elements of size sz) so index i fits; new slots zeroed. */
+static int ensure(void **arr, size_t *n, size_t sz, int64_t i)
+{
+    if (i < 0) return -1;
+    if ((size_t)i < *n) return 0;
+    size_t want = *n ? *n : 1024;
+    while (want <= (size_t)i) want *= 2;
+    char *p = zk_realloc(*arr, want * sz);
+    if (!p) return -1;
+    memset(p + *n * sz, 0, (want - *n) * sz);
+    *arr = p;
+    *n = want;
+    return 0;
+}
+
+static int set_chunk(ret_docmap *m, int64_t chunk, int64_t doc, int64_t kb)
+{
+    if (ensure((void **)&m->chunk_doc, &m->nchunk_slots, sizeof(int32_t), chunk) ||
+        ensure((void **)&m->doc_kb, &m->ndoc_slots, sizeof(int32_t), doc) ||
+        ensure((void **)&m->kb_chunks, &m->nkb_slots, sizeof(int64_t), kb))
+        return -1;
+    if (!m->chunk_doc[chunk]) m->kb_chunks[kb]++;
+    m->chunk_doc[chunk] = (int32_t)doc;
+    m->doc_kb[doc] = (int32_t)kb;
+    return 0;
+}
+
+static void drop_chunk(ret_docmap *m, int64_t chunk)
+{
+    if (chunk <= 0 || (size_t)chunk >= m->nchunk_slots || !m->chunk_doc[chunk]) return;
+    int32_t doc = m->chunk_doc[chunk];
+    int64_t kb = (size_t)doc < m->ndoc_slots ? m->doc_kb[doc] : 0;
+    if (kb > 0 && (size_t)kb < m->nkb_slots && m->kb_chunks[kb] > 0) m->kb_chunks[kb]--;
+    m->chunk_doc[chunk] = 0;
+}
+
+typedef struct { int64_t seq, acl_seq, max_doc; } versions;
+
+static zk_rc read_versions(sqlite3 *db, versions *v, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    if (sqlite3_prepare_v2(db, "SELECT (SELECT coalesce(max(seq), 0) FROM changes), "
+                               "(SELECT seq FROM acl_version WHERE id = 1), "
+                               "(SELECT coalesce(max(id), 0) FROM documents)", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    } else {
+        v->seq = sqlite3_column_int64(st, 0);
+        v->acl_seq = sqlite3_column_int64(st, 1);
+        v->max_doc = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* First use: every live chunk from the chunks_doc index (covering, so the
+ * chunk rows with their text are not read), at the log position read before. */
+static zk_rc load_all(ret_docmap *m, sqlite3 *db, int64_t seq, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    if (sqlite3_prepare_v2(db, "SELECT c.id, c.doc_id, d.kb_id FROM chunks c INDEXED BY chunks_doc "
+                               "JOIN documents d ON d.id = c.doc_id ORDER BY c.doc_id", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        if (set_chunk(m, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2))) {
+            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+            break;
+        }
+    if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc == ZK_OK) {
+        m->seq = seq;
+        m->loaded = 1;
+    }
+    return rc;
+}
+
+/* Changes after m->seq, in order: adds (op 1) name their chunk, whose
+ * document comes from the chunk row (gone again: a later delete follows). */
+static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    if (sqlite3_prepare_v2(db, "SELECT ch.seq, ch.kb_id, ch.chunk_id, ch.op, c.doc_id FROM changes ch "
+                               "LEFT JOIN chunks c ON c.id = ch.chunk_id WHERE ch.seq > ? ORDER BY ch.seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_bind_int64(st, 1, m->seq);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t seq = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 2);
+        if (sqlite3_column_int(st, 3) == 0) {
+            drop_chunk(m, chunk);
+        } else if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+                   set_chunk(m, chunk, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 1))) {
+            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+            break;
+        }
+        m->seq = seq;
+    }
+    if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static allow_entry *find_entry(ret_docmap *m, const ret_caller *c, int64_t kb)
+{
+    for (int i = 0; i < NCACHE; i++)
+        if (m->cache[i].key && m->cache[i].kb == kb && !strcmp(m->cache[i].key, c->principals_json))
+            return &m->cache[i];
+    return NULL;
+}
+
+/* Readable documents with id > e->max_doc added to the bitmap. */
+static zk_rc grants_since(allow_entry *e, sqlite3 *db, const ret_caller *c, int64_t max_doc, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    zk_rc rc = ZK_OK;
+    size_t words = (size_t)(max_doc / 64) + 1;
+    if (words > e->nwords) {
+        uint64_t *p = zk_realloc(e->bits, words * sizeof *p);
+        if (!p) return zk_fail(err, ZK_NOMEM, "out of memory");
+        memset(p + e->nwords, 0, (words - e->nwords) * sizeof *p);
+        e->bits = p;
+        e->nwords = words;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT a.doc_id FROM json_each(?1) p CROSS JOIN doc_acl a "
+                               "WHERE a.principal_id = p.value AND a.doc_id > ?2 AND a.doc_id <= ?3",
+                           -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, c->principals_json, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, e->max_doc);
+    sqlite3_bind_int64(st, 3, max_doc);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0);
+        if (d > 0 && (size_t)(d / 64) < e->nwords) e->bits[d / 64] |= 1ULL << (d % 64);
+    }
+    if (r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc == ZK_OK) e->max_doc = max_doc;
+    return rc;
+}
+
+static int bit(const uint64_t *bits, size_t nwords, int64_t d)
+{
+    return d > 0 && (size_t)(d / 64) < nwords && (bits[d / 64] >> (d % 64) & 1);
+}
+
+/* The caller's entry for kb, current at v (write lock held). */
+static zk_rc update_entry(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t kb, const versions *v,
+                          int want_list, allow_entry **out, char *err)
+{
+    zk_rc rc;
+    allow_entry *e = find_entry(m, c, kb);
+    if (e && e->acl_seq != v->acl_seq) {
+        zk_free(e->bits);
+        e->bits = NULL;
+        e->nwords = 0;
+        e->max_doc = 0;
+        e->count_seq = e->list_seq = -1;
+        e->acl_seq = v->acl_seq;
+    }
+    if (!e) {
+        allow_entry *lru = &m->cache[0];
+        for (int i = 0; i < NCACHE; i++) {
+            if (!m->cache[i].key) { lru = &m->cache[i]; break; }
+            if (m->cache[i].used < lru->used) lru = &m->cache[i];
+        }
+        entry_clear(lru);
+        if (!(lru->key = zk_strdup(c->principals_json))) return zk_fail(err, ZK_NOMEM, "out of memory");
+        lru->kb = kb;
+        lru->acl_seq = v->acl_seq;
+        lru->count_seq = lru->list_seq = -1;
+        e = lru;
+    }
+    if (e->max_doc < v->max_doc || !e->bits) {
+        if ((rc = grants_since(e, db, c, v->max_doc, err)) != ZK_OK) {
+            entry_clear(e);
+            return rc;
+        }
+        e->count_seq = e->list_seq = -1;
+    }
+    int need_list = want_list && e->list_seq != m->seq;
+    if (e->count_seq != m->seq || need_list) {
+        /* one pass over the chunk map: count, and collect when the caller
+         * reads a minority (the vector side then scores only those) */
+        size_t n = 0;
+        for (size_t i = 1; i < m->nchunk_slots; i++) {
+            int32_t d = m->chunk_doc[i];
+            if (d && m->doc_kb[d] == kb && bit(e->bits, e->nwords, d)) n++;
+        }
+        e->allowed_chunks = n;
+        e->count_seq = m->seq;
+        size_t kbn = (size_t)kb < m->nkb_slots ? (size_t)m->kb_chunks[kb] : 0;
+        if (want_list && n * 2 < kbn) {
+            int64_t *l = zk_realloc(e->chunks, (n ? n : 1) * sizeof *l);
+            if (!l) return zk_fail(err, ZK_NOMEM, "out of memory");
+            e->chunks = l;
+            e->nchunks = 0;
+            for (size_t i = 1; i < m->nchunk_slots; i++) {
+                int32_t d = m->chunk_doc[i];
+                if (d && m->doc_kb[d] == kb && bit(e->bits, e->nwords, d)) l[e->nchunks++] = (int64_t)i;
+            }
+        } else {
+            zk_free(e->chunks);
+            e->chunks = NULL;
+            e->nchunks = 0;
+        }
+        e->list_seq = want_list ? m->seq : -1;
+    }
+    *out = e;
+    return ZK_OK;
+}
+
+static int fresh(const ret_docmap *m, const versions *v)
+{
+    return m->loaded && m->seq == v->seq && m->max_doc >= v->max_doc;
+}
+
+static int entry_fresh(const ret_docmap *m, const allow_entry *e, const versions *v, int want_list)
+{
+    return e && e->acl_seq == v->acl_seq && e->max_doc >= v->max_doc && e->bits && e->count_seq == m->seq &&
+           (!want_list || e->list_seq == m->seq);
+}
+
+static void fill_view(ret_docmap *m, const allow_entry *e, int64_t kb, ret_view *out)
+{
+    memset(out, 0, sizeof *out);
+    out->m = m;
+    out->kb = kb;
+    out->kb_chunks = (size_t)kb < m->nkb_slots ? (size_t)m->kb_chunks[kb] : 0;
+    for (size_t i = 0; i < m->nkb_slots; i++) out->total_chunks += (size_t)m->kb_chunks[i];
+    if (!e) {
+        out->admin = 1;
+        out->allowed_chunks = out->kb_chunks;
+        return;
+    }
+    out->bits = e->bits;
+    out->nbits = e->nwords * 64;
+    out->chunks = e->chunks;
+    out->nchunks = e->nchunks;
+    out->allowed_chunks = e->allowed_chunks;
+}
+
+zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t kb, int want_list,
+                      ret_view *out, char *err)
+{
+    versions v = {0, 0, 0};
+    zk_rc rc = read_versions(db, &v, err);
+    if (rc != ZK_OK) return rc;
+    /* fast path: nothing moved since the map and this caller's entry were
+     * made; the read lock is kept until ret_view_release */
+    pthread_rwlock_rdlock(&m->lock);
+    if (fresh(m, &v)) {
+        allow_entry *e = c->admin ? NULL : find_entry(m, c, kb);
+        if (c->admin || entry_fresh(m, e, &v, want_list)) {
+            if (e) __atomic_store_n(&e->used, __atomic_add_fetch(&m->tick, 1, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+            fill_view(m, e, kb, out);
+            return ZK_OK;
+        }
+    }
+    pthread_rwlock_unlock(&m->lock);
+
+    pthread_rwlock_wrlock(&m->lock);
+    if (!m->loaded) rc = load_all(m, db, v.seq, err);
+    if (rc == ZK_OK) rc = replay(m, db, err);
+    if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
+    allow_entry *e = NULL;
+    if (rc == ZK_OK && !c->admin) {
+        rc = update_entry(m, db, c, kb, &v, want_list, &e, err);
+        if (e) e->used = ++m->tick;
+    }
+    if (rc != ZK_OK) {
+        pthread_rwlock_unlock(&m->lock);
+        return rc;
+    }
+    /* keep the lock, as a writer: the view's arrays cannot move under it,
+     * and this path runs only after a change */
+    fill_view(m, e, kb, out);
+    return ZK_OK;
+}
+
+void ret_view_release(ret_view *v)
+{
+    if (v && v->m) {
+        pthread_rwlock_unlock(&v->m->lock);
+        v->m = NULL;
+    }
+}
+
+int ret_view_chunk_ok(const ret_view *v, int64_t chunk_id)
+{
+    const ret_docmap *m = v->m;
+    if (chunk_id <= 0 || (size_t)chunk_id >= m->nchunk_slots) return 0;
+    int32_t d = m->chunk_doc[chunk_id];
+    if (!d || m->doc_kb[d] != v->kb) return 0;
+    return v->admin || ((size_t)d < v->nbits && (v->bits[d / 64] >> (d % 64) & 1));
+}
+
+static void chunk_ok_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const ret_view *v = sqlite3_value_pointer(argv[1], RET_VIEW_PTR);
+    sqlite3_result_int(ctx, v && v->m && ret_view_chunk_ok(v, sqlite3_value_int64(argv[0])));
+}
+
+zk_rc ret_docmap_register(sqlite3 *db, char *err)
+{
+    if (sqlite3_create_function_v2(db, "zk_chunk_ok", 2, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL, chunk_ok_fn,
+                                   NULL, NULL, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "register zk_chunk_ok: %s", sqlite3_errmsg(db));
+    return ZK_OK;
+}
