@@ -116,44 +116,38 @@ static zk_rc doc_exists(ret_store *s, int64_t doc_id, char *err)
     return r == SQLITE_ROW ? ZK_OK : zk_fail(err, ZK_NOTFOUND, "document %lld not found", (long long)doc_id);
 }
 
-static zk_rc in_savepoint(ret_store *s, const char *name, int begin, zk_rc rc)
-{
-    char sql[96];
-    if (begin) snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
-    else if (rc == ZK_OK) snprintf(sql, sizeof sql, "RELEASE %s", name);
-    else snprintf(sql, sizeof sql, "ROLLBACK TO %s; RELEASE %s", name, name);
-    return sqlite3_exec(ret_store_db(s), sql, NULL, NULL, NULL) == SQLITE_OK ? rc : (rc ? rc : ZK_DB);
-}
-
 zk_rc ret_acl_grant(ret_store *s, int64_t doc_id, int64_t principal, char *err)
 {
     zk_rc rc;
     if ((rc = doc_exists(s, doc_id, err)) != ZK_OK) return rc;
-    if ((rc = in_savepoint(s, "acl_grant", 1, ZK_OK)) != ZK_OK) return zk_fail(err, rc, "acl: cannot begin");
+    int own;
+    if ((rc = ret__tx_begin(ret_store_db(s), "acl_grant", &own, err)) != ZK_OK) return rc;
     rc = exec_i64(s, "INSERT OR IGNORE INTO doc_acl(doc_id, principal_id) VALUES (?, ?)", doc_id, principal, err);
     if (rc == ZK_OK) rc = ret_acl_bump(s, err);
-    return in_savepoint(s, "acl_grant", 0, rc);
+    return ret__tx_end(ret_store_db(s), "acl_grant", own, rc, err);
 }
 
 zk_rc ret_acl_revoke(ret_store *s, int64_t doc_id, int64_t principal, char *err)
 {
     zk_rc rc;
     if ((rc = doc_exists(s, doc_id, err)) != ZK_OK) return rc;
-    if ((rc = in_savepoint(s, "acl_revoke", 1, ZK_OK)) != ZK_OK) return zk_fail(err, rc, "acl: cannot begin");
+    int own;
+    if ((rc = ret__tx_begin(ret_store_db(s), "acl_revoke", &own, err)) != ZK_OK) return rc;
     rc = exec_i64(s, "DELETE FROM doc_acl WHERE doc_id = ? AND principal_id = ?", doc_id, principal, err);
     if (rc == ZK_OK) rc = ret_acl_bump(s, err);
-    return in_savepoint(s, "acl_revoke", 0, rc);
+    return ret__tx_end(ret_store_db(s), "acl_revoke", own, rc, err);
 }
 
 zk_rc ret_acl_set(ret_store *s, int64_t doc_id, const int64_t *principals, size_t n, char *err)
 {
     zk_rc rc;
-    if ((rc = in_savepoint(s, "acl_set", 1, ZK_OK)) != ZK_OK) return zk_fail(err, rc, "acl: cannot begin");
+    int own;
+    if ((rc = ret__tx_begin(ret_store_db(s), "acl_set", &own, err)) != ZK_OK) return rc;
     rc = exec_i64(s, "DELETE FROM doc_acl WHERE doc_id = ?", doc_id, 0, err);
     for (size_t i = 0; rc == ZK_OK && i < n; i++)
         rc = exec_i64(s, "INSERT OR IGNORE INTO doc_acl(doc_id, principal_id) VALUES (?, ?)", doc_id, principals[i], err);
     if (rc == ZK_OK) rc = ret_acl_bump(s, err);
-    return in_savepoint(s, "acl_set", 0, rc);
+    return ret__tx_end(ret_store_db(s), "acl_set", own, rc, err);
 }
 
 zk_rc ret_acl_list(ret_store *s, int64_t doc_id, char ***out_specs, size_t *out_n, char *err)

@@ -41,12 +41,6 @@ static char *col_dup(sqlite3_stmt *st, int i, int *oom)
     return d;
 }
 
-static zk_rc exec(sqlite3 *db, const char *sql, char *err)
-{
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(db, err, "conversation");
-    return ZK_OK;
-}
-
 /* 1 when convo_id exists and belongs to user_id, else 0; -1 on error. */
 static int owns_convo(sqlite3 *db, int64_t user_id, int64_t convo_id)
 {
@@ -271,7 +265,8 @@ zk_rc ret_convo_append(ret_store *s, int64_t user_id, int64_t convo_id, const re
     if (out_message_id) *out_message_id = 0;
     if (!m || !m->question) return zk_fail(err, ZK_INVALID, "message without a question");
 
-    if ((rc = exec(db, "SAVEPOINT convo_append", err)) != ZK_OK) return rc;
+    int own = 0;
+    if ((rc = ret__tx_begin(db, "convo_append", &own, err)) != ZK_OK) return rc;
     in_sp = 1;
     int owns = owns_convo(db, user_id, convo_id);
     if (owns < 0) { rc = db_fail(db, err, "conversation"); goto out; }
@@ -300,17 +295,15 @@ zk_rc ret_convo_append(ret_store *s, int64_t user_id, int64_t convo_id, const re
     sqlite3_bind_text(st, 1, tstart, (int)tlen, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, convo_id);
     if (sqlite3_step(st) != SQLITE_DONE) goto dberr;
-    if ((rc = exec(db, "RELEASE convo_append", err)) != ZK_OK) goto out;
     in_sp = 0;
+    if ((rc = ret__tx_end(db, "convo_append", own, ZK_OK, err)) != ZK_OK) goto out;
     if (out_message_id) *out_message_id = mid;
     goto out;
 dberr:
     rc = db_fail(db, err, "conversation");
 out:
     sqlite3_finalize(st);
-    if (in_sp) {
-        sqlite3_exec(db, "ROLLBACK TO convo_append; RELEASE convo_append", NULL, NULL, NULL);
-    }
+    if (in_sp) ret__tx_end(db, "convo_append", own, rc, NULL);
     return rc;
 }
 
@@ -390,7 +383,8 @@ zk_rc ret_feedback(ret_store *s, int64_t user_id, int64_t message_id, int rating
         return zk_fail(err, ZK_TOOBIG, "comment longer than %d bytes", RET_FEEDBACK_MAX_COMMENT);
     if (comment && !*comment) comment = NULL;
 
-    if ((rc = exec(db, "SAVEPOINT feedback", err)) != ZK_OK) return rc;
+    int own = 0;
+    if ((rc = ret__tx_begin(db, "feedback", &own, err)) != ZK_OK) return rc;
     in_sp = 1;
     if (sqlite3_prepare_v2(db, "SELECT 1 FROM messages m JOIN conversations c ON c.id = m.conversation_id "
                                "WHERE m.id = ? AND c.user_id IS ?", -1, &st, NULL) != SQLITE_OK)
@@ -429,14 +423,14 @@ zk_rc ret_feedback(ret_store *s, int64_t user_id, int64_t message_id, int rating
         sqlite3_bind_text(st, 4, comment, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) goto dberr;
     }
-    if ((rc = exec(db, "RELEASE feedback", err)) != ZK_OK) goto out;
     in_sp = 0;
+    rc = ret__tx_end(db, "feedback", own, ZK_OK, err);
     goto out;
 dberr:
     rc = db_fail(db, err, "feedback");
 out:
     sqlite3_finalize(st);
-    if (in_sp) sqlite3_exec(db, "ROLLBACK TO feedback; RELEASE feedback", NULL, NULL, NULL);
+    if (in_sp) ret__tx_end(db, "feedback", own, rc, NULL);
     return rc;
 }
 

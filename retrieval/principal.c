@@ -21,31 +21,14 @@ static zk_rc db_fail(sqlite3 *db, char *err, const char *what)
     return zk_fail(err, ZK_DB, "%s: %s", what, sqlite3_errmsg(db));
 }
 
-/* Start a unit of work: BEGIN IMMEDIATE when no transaction is open (so a
- * concurrent writer waits on the busy timeout instead of failing the lock
- * upgrade), otherwise a SAVEPOINT inside the caller's transaction. */
 static zk_rc tx_begin(sqlite3 *db, int *out_own, char *err)
 {
-    *out_own = sqlite3_get_autocommit(db);
-    const char *sql = *out_own ? "BEGIN IMMEDIATE" : "SAVEPOINT principal";
-    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_fail(db, err, "begin");
-    return ZK_OK;
+    return ret__tx_begin(db, "principal", out_own, err);
 }
 
-/* Commit when rc is ZK_OK (returning a commit failure), else roll back. */
 static zk_rc tx_end(sqlite3 *db, int own, zk_rc rc, char *err)
 {
-    if (rc == ZK_OK) {
-        if (sqlite3_exec(db, own ? "COMMIT" : "RELEASE principal", NULL, NULL, NULL) == SQLITE_OK) return ZK_OK;
-        rc = db_fail(db, err, "commit");
-    }
-    if (own) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    } else {
-        sqlite3_exec(db, "ROLLBACK TO principal", NULL, NULL, NULL);
-        sqlite3_exec(db, "RELEASE principal", NULL, NULL, NULL);
-    }
-    return rc;
+    return ret__tx_end(db, "principal", own, rc, err);
 }
 
 /* Run one statement with text/int64 parameters ("t" / "i" in types). */

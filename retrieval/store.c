@@ -326,27 +326,50 @@ void ret_store_rollback(ret_store *s)
  * broken and ret_store_commit() rolls the whole batch back. */
 static zk_rc doc_txn_begin(ret_store *s, const char *name, char *err)
 {
-    char sql[64];
     if (s->in_batch) return s->batch_broken ? zk_fail(err, ZK_DB, "batch already failed") : ZK_OK;
-    s->sp_outer = sqlite3_get_autocommit(s->db);
-    snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
-    return exec(s, sql, err);
+    return ret__tx_begin(s->db, name, &s->sp_outer, err);
 }
 
 static zk_rc doc_txn_end(ret_store *s, const char *name, zk_rc rc, char *err)
 {
-    char sql[96];
     if (s->in_batch) {
         if (rc != ZK_OK) s->batch_broken = 1;
         return rc;
     }
+    rc = ret__tx_end(s->db, name, s->sp_outer, rc, err);
+    if (s->sp_outer) txn_abort(s);     /* a failed COMMIT or ROLLBACK left it open */
+    return rc;
+}
+
+/* A unit of work: BEGIN IMMEDIATE when no transaction is open, so a
+ * concurrent writer waits on the busy timeout (a deferred transaction that
+ * reads first fails its lock upgrade at once with SQLITE_BUSY), otherwise a
+ * SAVEPOINT inside the caller's transaction. */
+zk_rc ret__tx_begin(sqlite3 *db, const char *savepoint, int *out_own, char *err)
+{
+    char sql[96];
+    *out_own = sqlite3_get_autocommit(db);
+    if (*out_own) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+    else snprintf(sql, sizeof sql, "SAVEPOINT %s", savepoint);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return ZK_OK;
+    if (sqlite3_errcode(db) == SQLITE_FULL) return zk_fail(err, ZK_DB, "disk full: %s", sqlite3_errmsg(db));
+    return zk_fail(err, ZK_DB, "begin: %s", sqlite3_errmsg(db));
+}
+
+zk_rc ret__tx_end(sqlite3 *db, const char *savepoint, int own, zk_rc rc, char *err)
+{
+    char sql[160];
     if (rc == ZK_OK) {
-        snprintf(sql, sizeof sql, "RELEASE %s", name);
-        if ((rc = exec(s, sql, err)) != ZK_OK && s->sp_outer) txn_abort(s);
-        return rc;
+        if (own) snprintf(sql, sizeof sql, "COMMIT");
+        else snprintf(sql, sizeof sql, "RELEASE %s", savepoint);
+        if (sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK) return ZK_OK;
+        rc = sqlite3_errcode(db) == SQLITE_FULL
+                 ? zk_fail(err, ZK_DB, "disk full: no space left to commit; free some space and run again")
+                 : zk_fail(err, ZK_DB, "commit: %s", sqlite3_errmsg(db));
     }
-    snprintf(sql, sizeof sql, "ROLLBACK TO %s; RELEASE %s", name, name);
-    if (exec(s, sql, NULL) != ZK_OK && s->sp_outer) txn_abort(s);
+    if (own) snprintf(sql, sizeof sql, "ROLLBACK");
+    else snprintf(sql, sizeof sql, "ROLLBACK TO %s; RELEASE %s", savepoint, savepoint);
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
     return rc;
 }
 

@@ -33,6 +33,11 @@ void ret_store_close(ret_store *s);   /* saves dirty vector snapshots */
 sqlite3 *ret_store_db(ret_store *s);
 /* The process-wide access map of this data directory (retrieval/docmap.h). */
 struct ret_docmap *ret__store_docmap(ret_store *s);
+/* A unit of work on db: BEGIN IMMEDIATE when no transaction is open (*own
+ * = 1), else SAVEPOINT savepoint; end it with COMMIT/RELEASE when rc is
+ * ZK_OK (returning a commit failure), else roll it back. */
+zk_rc ret__tx_begin(sqlite3 *db, const char *savepoint, int *own, char *err);
+zk_rc ret__tx_end(sqlite3 *db, const char *savepoint, int own, zk_rc rc, char *err);
 /* ... and its term statistics (retrieval/rank.h). */
 struct ret_termstats *ret__store_termstats(ret_store *s);
 const char *ret_store_dir(const ret_store *s);
