@@ -232,3 +232,24 @@ $(BUILD)/fuzz/%: fuzz/%.c fuzz/fuzz_util.h $(FUZZ_LIB)
 # ---- end fuzz ---------------------------------------------------------------
 
 -include $(shell find $(BUILD)/obj $(BUILD)/tests $(BUILD)/bench -name '*.d' 2>/dev/null)
+
+# ---- valgrind, soak -----------------------------------------------------------
+# `make valgrind` runs every integration test (VG_TESTS=NAME... for some)
+# with each zhiku process under memcheck, on a -O1 -g build in build/vg
+# (valgrind cannot run ASan builds); tests/valgrind/ci.sh is CI's subset.
+# `make soak SOAK_SECONDS=N` (default 600) is the load and soak test of
+# bench/soak.sh against $(BUILD)/zhiku. Both: docs/HARDENING.md.
+VG_BUILD     := build/vg
+VG_TESTS     ?=
+SOAK_SECONDS ?= 600
+.PHONY: valgrind valgrind-build soak
+valgrind-build:
+	@$(MAKE) --no-print-directory BUILD=$(VG_BUILD) SANITIZE= OPT="-O1 -g" \
+		$(VG_BUILD)/.deps-ok $(VG_BUILD)/zhiku $(TOOL_SRC:tests/tools/%.c=$(VG_BUILD)/tests/%)
+
+valgrind: valgrind-build
+	@tests/valgrind/selftest.sh
+	@tests/valgrind/run.sh $(VG_BUILD) $(VG_TESTS)
+
+soak: all
+	@SOAK_SECONDS=$(SOAK_SECONDS) bench/soak.sh $(BUILD)
