@@ -62,6 +62,29 @@ int faiss_IDSelectorArray_new(FaissIDSelectorArray **p_sel, size_t n, const idx_
  * (omp_set_num_threads, a per-thread setting); returns the previous one. */
 int faiss_set_omp_threads(int n);
 
+/* zhiku's own: top-k by inner product for ONE query, scanning with SIMD
+ * kernels (faiss_capi.cpp) instead of Debian's scalar baseline build. Works
+ * on an IndexIVF with a flat IP quantizer and Flat, SQfp16 or SQ8 codes
+ * (probing nprobe lists), and on an IndexIDMap2 over an IndexFlat (every
+ * row; nprobe ignored). bitmap (may be NULL; bitmap_len bytes) keeps only
+ * the external ids whose bit is set, as faiss_IDSelectorBitmap_new. Output
+ * as faiss_Index_search (best first, padded with -1). *out_done = 0 when
+ * the index is of another type: nothing was written, use FAISS. */
+int faiss_Index_search_one_fast(const FaissIndex *index, const float *x, idx_t k, size_t nprobe,
+                                const uint8_t *bitmap, size_t bitmap_len, float *distances,
+                                idx_t *labels, int *out_done);
+
+/* zhiku's own: faiss_write_index, but an IVF index is written without its
+ * direct map (id -> list slot), which FAISS is slow to read back; the
+ * index's own map is untouched (swapped out and back). Not thread-safe
+ * against other users of the index. */
+int faiss_write_index_without_direct_map(FaissIndex *idx, FILE *f);
+
+/* zhiku's own: faiss_read_index from memory; *out_consumed gets the number
+ * of bytes the index used (the caller checks for trailing bytes). */
+int faiss_read_index_buf(const uint8_t *buf, size_t len, int io_flags, FaissIndex **p_out,
+                         size_t *out_consumed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,15 +4,19 @@
  * and the search path calls ret_vindex_search() or, for a principal that may
  * read only part of the corpus, ret_vindex_search_allowed() once per query.
  * Small indexes are exact (IDMap2,Flat). Past IVF_THRESHOLD vectors a
- * background thread trains an IVF index (nlist ~ 2 sqrt(n)) on a sample,
- * fills it from the live index and leaves it READY; the next writer call
- * (add/remove/save/ret_vindex_upgrade) swaps it in after re-applying what
- * changed meanwhile. The IVF index is retrained the same way when it has
- * grown IVF_GROWTH times. A hash set of the ids present lets add() skip
- * removal unless an id is really being replaced. The snapshot is one file,
- * dir/index.zkv: a header (magic, version, dim, applied_seq, payload length,
- * index kind, nlist, training size, SHA-256 of those and the payload)
- * followed by faiss_write_index() output. Figures: docs/PERFORMANCE.md. */
+ * background thread trains an IVF index (nlist ~ IVF_LISTS_PER_SQRT sqrt(n),
+ * fp16 codes) on a sample, fills it from the live index and leaves it READY;
+ * the next writer call (add/remove/save/ret_vindex_upgrade) swaps it in
+ * after re-applying what changed meanwhile. The IVF index is retrained the
+ * same way when it has grown IVF_GROWTH times. Single-query searches scan
+ * with zhiku's SIMD kernels (faiss_capi.cpp; Debian's FAISS is a scalar
+ * baseline build), filtered ones with a bitmap of the allowed ids. A hash
+ * set of the ids present lets add() skip removal unless an id is really
+ * being replaced. The snapshot is one file, dir/index.zkv: a header (magic,
+ * version, dim, applied_seq, payload length, index kind, nlist, training
+ * size, CRC-32C of those and of 7 payload segments) followed by
+ * faiss_write_index() output; it is mapped, checked on both cores and parsed
+ * from the mapping. Figures: docs/PERFORMANCE.md. */
 #include "vindex.h"
 #include "vindex_int.h"
 
@@ -23,13 +27,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <pthread.h>
 
 #include <openssl/evp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <nmmintrin.h>
+#endif
 
 #include <faiss/c_api/IndexIVF_c.h>
 #include <faiss/c_api/Index_c.h>
@@ -45,48 +55,46 @@
 #define VINDEX_FLAT "IDMap2,Flat"
 
 /* Index choice by size, measured with bench/vindex_scale_bench.c (512-d,
- * clustered unit vectors, 2 cores; docs/PERFORMANCE.md "Scaling the vector
- * index"). An exact single-query search costs ~0.7 ms per 1k vectors, so
- * the index stays exact only while that is ~3 ms; from IVF_THRESHOLD on an
- * IVF index answers in 2-4 ms at 200k (loaded VM) with recall@10 0.99 at
- * the default nprobe. Large-N recall/latency still need work (PERFORMANCE). */
-#define IVF_THRESHOLD 20000   /* exact up to here (~14 ms at 512-d): IVF missed short, out-of-distribution documents at a few thousand vectors */
-#define IVF_CODE "Flat"         /* or "SQ8": 4x smaller, but slower scans
-                                 * and lower recall on this FAISS build */
-#define IVF_LISTS_PER_SQRT 2    /* nlist = 2 sqrt(n) at training time */
+ * 2 cores; docs/PERFORMANCE.md "Scaling the vector index"). With the SIMD
+ * scan an exact single-query search costs ~0.1-0.2 ms per 1k vectors, so
+ * 20k vectors stay exact (a few ms). Past that, IVF with fp16 codes: the
+ * vectors are fp16 in SQLite already, so SQfp16 loses nothing, and it
+ * halves memory, snapshot and scan bandwidth against Flat (SQ8 halves them
+ * again but lost recall). nlist = 4 sqrt(n); nprobe = max(32, nlist / 32)
+ * scans ~3% of the lists: recall@10 0.99 on clustered data at 200k, but
+ * only ~0.8 on builtin-embedder vectors of short queries at 1M, whose top
+ * 10 are near-ties (recall 0.93 needs nprobe 512, ~24 ms of CPU). */
+#define IVF_THRESHOLD 20000   /* exact up to here: IVF missed short, out-of-distribution documents at a few thousand vectors */
+#define IVF_CODE "SQfp16"       /* or "Flat" (2x the bytes, same recall), "SQ8" */
+#define IVF_LISTS_PER_SQRT 4    /* nlist = 4 sqrt(n) at training time */
 #define IVF_MIN_LISTS 64
-#define IVF_MAX_LISTS 4096
+#define IVF_MAX_LISTS 8192
 #define IVF_TRAIN_PER_LIST 40   /* training sample: 40 vectors per list */
-#define IVF_GROWTH 4            /* retrain when the index has grown 4x */
-#define IVF_NPROBE_MIN 16
-#define IVF_NPROBE_DIV 64       /* nprobe = max(16, nlist / 64) */
-#define IVF_BUILD_THREADS 1     /* leave the other core to queries */
+#define IVF_GROWTH 2            /* retrain when the index has grown 2x */
+#define IVF_NPROBE_MIN 32
+#define IVF_NPROBE_DIV 32       /* nprobe = max(32, nlist / 32) */
+#define IVF_BUILD_THREADS 2     /* OpenMP threads of the build ... */
+#define IVF_BUILD_NICE 10       /* ... at a lower priority than queries */
 #define IVF_GATHER_CHUNK 4096   /* vectors copied per hold of vi->mu */
 #define DIRECT_MAP_HASHTABLE 2  /* faiss::DirectMap::Hashtable */
 
 enum { KIND_FLAT = 1, KIND_IVF = 2 };
 enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
 
-/* ret_vindex_search_allowed: scoring the allowed vectors one by one costs
- * ~0.6 us per allowed id; FAISS with a selector scans all ntotal rows
- * (~1.5 ms of membership tests at 200k) plus ~0.8 us per allowed id.
- * Measured with bench/vindex_filter_bench.c (200k x 512-d, IDMap2,Flat,
- * k=10, p50 per query; random and clustered data agree):
- *   allowed  0.1%  1%    10%   50%   100%   (unfiltered search ~145 ms)
- *   exact    0.07  1.9   16    56    120 ms
- *   selector 1.6   2.8   19    80    145 ms
- * so on a flat index exact scoring wins at every fraction, and is used
- * whenever n_allowed <= ALLOWED_EXACT_FRACTION * ntotal; only allowed lists
- * longer than the index (mostly absent ids) go to the selector, whose cost
- * is bounded by ntotal. Re-measure when VINDEX_FACTORY becomes an ANN type:
- * a selector then costs only the probed lists, and the fraction drops. */
-#define ALLOWED_EXACT_FRACTION 1.0
-/* With an IVF index: allowed lists up to IVF_EXACT_MAX ids are scored
- * exactly (reconstruct through the hash direct map); longer ones use the
- * selector with nprobe widened by (ntotal / n_allowed)^IVF_FILTER_EXP so
- * enough allowed candidates are visited (recall measured in
- * bench/vindex_scale_bench.c). */
-#define IVF_EXACT_MAX 4096
+/* ret_vindex_search_allowed has two strategies: (a) "exact", score each
+ * allowed id from its stored vector (a hash lookup and a copy per id in
+ * FAISS, ~0.6 us per id on a flat index, several us on fp16 IVF codes,
+ * which FAISS decodes one component at a time); (b) "selector", zhiku's
+ * SIMD scan with a bitmap (a bit test per scanned row, a SIMD inner
+ * product per allowed one). With the SIMD scan (b) wins except for allowed
+ * sets that are tiny next to the index: exact is used while n_allowed <=
+ * ALLOWED_EXACT_FRACTION * ntotal on a flat index; on IVF never by choice
+ * (bench/vindex_filter_bench.c, bench/vindex_scale_bench.c;
+ * docs/PERFORMANCE.md). */
+#define ALLOWED_EXACT_FRACTION (1.0 / 64)
+#define IVF_EXACT_FRACTION 0.0
+/* IVF selector scans widen nprobe by (ntotal / n_allowed)^IVF_FILTER_EXP so
+ * enough allowed candidates are visited (capped at nlist: exact). */
 #define IVF_FILTER_EXP 0.75
 /* The selector is a bitmap over external ids while it stays this small
  * (ids < 128M); larger ids use FAISS's hash-set IDSelectorBatch. */
@@ -95,14 +103,21 @@ enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
 #define SNAP_NAME "index.zkv"
 #define SNAP_TMP_PREFIX SNAP_NAME ".tmp."
 #define SNAP_MAGIC "ZKVINDEX"
-#define SNAP_VERSION 2u
-/* v2: magic 8, version 4, dim 4, seq 8, len 8, kind 4, nlist 4,
- * trained_n 8, sha256 32. v1 (still read; always flat) lacked kind, nlist
- * and trained_n: 64 bytes, 32 hashed. The hash covers all bytes before it. */
+#define SNAP_VERSION 3u
+/* v3: magic 8, version 4, dim 4, seq 8, len 8, kind 4, nlist 4,
+ * trained_n 8, then 8 CRC-32C values (little-endian u32): [0] of the 48
+ * header bytes before them, [1..7] of the payload cut into 7 equal
+ * segments (the last one shorter), so the check of a large snapshot runs on
+ * both cores at memory speed. v2 (same layout, SHA-256 of the header bytes
+ * and the payload in the last 32 bytes) and v1 (64 bytes: no kind, nlist,
+ * trained_n; SHA-256 of the first 32 bytes and the payload; always flat)
+ * still load. SHA-256 ran at ~0.5 GB/s, 2 s per GB of snapshot. */
 #define SNAP_HDR_LEN 80
 #define SNAP_HASHED_LEN 48
 #define SNAP_V1_HDR_LEN 64
 #define SNAP_V1_HASHED_LEN 32
+#define SNAP_SEGMENTS 7
+#define SNAP_PARALLEL_MIN ((uint64_t)32 << 20)  /* check smaller payloads on one thread */
 #define STALE_TMP_SECS 600 /* older temp files are leftovers of a crash */
 #define VINDEX_MAX_DIM 65536
 
@@ -276,28 +291,120 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* SHA-256 of hdr[0..hashed) followed by len bytes of f from the current
- * position. Returns 0 on success, -1 on a short read or EVP error. */
-static int hash_snapshot(const unsigned char *hdr, size_t hashed, FILE *f, uint64_t len,
-                         unsigned char out[32])
+/* SHA-256 of hdr[0..hashed) followed by payload[0..len) (v1/v2
+ * snapshots). Returns 0 on success, -1 on an EVP error. */
+static int sha256_snapshot(const unsigned char *hdr, size_t hashed, const unsigned char *payload, uint64_t len,
+                           unsigned char out[32])
 {
-    unsigned char chunk[65536];
     unsigned int outlen = 0;
     int ok = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(ctx, hdr, hashed))
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) || !EVP_DigestUpdate(ctx, hdr, hashed))
         goto out;
-    while (len > 0) {
-        size_t want = len < sizeof chunk ? (size_t)len : sizeof chunk;
-        if (fread(chunk, 1, want, f) != want) goto out;
-        if (!EVP_DigestUpdate(ctx, chunk, want)) goto out;
+    while (len > 0) {   /* EVP takes size_t; feed at most 1 GB at a time */
+        size_t want = len < ((uint64_t)1 << 30) ? (size_t)len : (size_t)1 << 30;
+        if (!EVP_DigestUpdate(ctx, payload, want)) goto out;
+        payload += want;
         len -= want;
     }
     ok = EVP_DigestFinal_ex(ctx, out, &outlen) && outlen == 32;
 out:
     EVP_MD_CTX_free(ctx);
     return ok ? 0 : -1;
+}
+
+/* CRC-32C (Castagnoli), the checksum of v3 snapshots: the SSE4.2 crc32
+ * instruction (~7 GB/s per core) when the CPU has it — a GCC/Clang target
+ * attribute, chosen at run time — else a byte-wise table. */
+static uint32_t crc32c_table[256];
+
+static void crc32c_table_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc32c_table[i] = c;
+    }
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc32c_table_init);
+    crc = ~crc;
+    while (n--) crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const unsigned char *p, size_t n)
+{
+    uint64_t c = ~crc & 0xffffffffu;
+    for (; n && ((uintptr_t)p & 7); n--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    for (; n; n--) c = _mm_crc32_u8((uint32_t)c, *p++);
+    return ~(uint32_t)c;
+}
+#endif
+
+/* crc32c(0, "123456789", 9) == 0xe3069283 */
+static uint32_t crc32c(uint32_t crc, const void *buf, size_t n)
+{
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return crc32c_hw(crc, buf, n);
+#endif
+    return crc32c_sw(crc, buf, n);
+}
+
+typedef struct {
+    const unsigned char *payload;
+    uint64_t len, seg;   /* payload length, segment length */
+    int first, step;     /* segments first, first + step, ... */
+    uint32_t *out;       /* SNAP_SEGMENTS values */
+} crc_job;
+
+static void *crc_segments(void *arg)
+{
+    crc_job *j = arg;
+    for (int s = j->first; s < SNAP_SEGMENTS; s += j->step) {
+        uint64_t from = (uint64_t)s * j->seg, to = from + j->seg;
+        if (from > j->len) from = j->len;
+        if (to > j->len) to = j->len;
+        j->out[s] = crc32c(0, j->payload + from, (size_t)(to - from));
+    }
+    return NULL;
+}
+
+/* The v3 checksum block: CRC of hdr[0..SNAP_HASHED_LEN) then of each
+ * payload segment, little-endian, into out[32]; large payloads on two
+ * threads. */
+static void crc_snapshot(const unsigned char *hdr, const unsigned char *payload, uint64_t len,
+                         unsigned char out[32])
+{
+    uint32_t seg[SNAP_SEGMENTS];
+    crc_job jobs[2] = {{payload, len, (len + SNAP_SEGMENTS - 1) / SNAP_SEGMENTS, 0, 2, seg},
+                       {payload, len, (len + SNAP_SEGMENTS - 1) / SNAP_SEGMENTS, 1, 2, seg}};
+    pthread_t th;
+    int threaded = len >= SNAP_PARALLEL_MIN && pthread_create(&th, NULL, crc_segments, &jobs[1]) == 0;
+    if (!threaded) jobs[0].step = 1;
+    crc_segments(&jobs[0]);
+    if (threaded) pthread_join(th, NULL);
+    put_u32(out, crc32c(0, hdr, SNAP_HASHED_LEN));
+    for (int s = 0; s < SNAP_SEGMENTS; s++) put_u32(out + 4 + 4 * s, seg[s]);
+}
+
+/* Map len bytes of fd from offset 0 read-only (len > 0). NULL on failure. */
+static unsigned char *map_file(int fd, uint64_t len)
+{
+    if (len > (uint64_t)SIZE_MAX) return NULL;
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (p == MAP_FAILED) return NULL;
+    madvise(p, (size_t)len, MADV_SEQUENTIAL);
+    return p;
 }
 
 static int default_nprobe(int nlist)
@@ -345,10 +452,8 @@ static zk_rc attach_index(ret_vindex *vi, FaissIndex *index, char *err)
         }
         if (w != n) { rc = zk_fail(err, ZK_CORRUPT, "inverted lists hold %zu of %zu vectors", w, n); goto out; }
         ids = fetched;
-        if (faiss_IndexIVF_direct_map_type(ivf) != DIRECT_MAP_HASHTABLE) {
-            int frc = faiss_IndexIVF_set_direct_map(ivf, DIRECT_MAP_HASHTABLE);
-            if (frc != 0) { rc = faiss_fail(err, "set_direct_map", frc); goto out; }
-        }
+        /* the id -> slot map is built when a writer first needs it
+         * (need_direct_map): not at start-up */
     }
     idset_clear(&vi->ids);
     if ((rc = idset_reserve(&vi->ids, n)) != ZK_OK) { rc = zk_fail(err, rc, "out of memory"); goto out; }
@@ -370,6 +475,20 @@ out:
     return rc;
 }
 
+/* Writer context: give an IVF index its id -> (list, offset) hash map
+ * (FAISS's DirectMap), which removal and reconstruction by id need.
+ * Snapshots are written without it (faiss_write_index_without_direct_map)
+ * and it is rebuilt here on first need, not at start-up: parsing FAISS's
+ * serialised map cost 1.6 s at 1M vectors, building it ~0.3 s. */
+static zk_rc need_direct_map(ret_vindex *vi, char *err)
+{
+    if (!vi->ivf || faiss_IndexIVF_direct_map_type(vi->ivf) == DIRECT_MAP_HASHTABLE) return ZK_OK;
+    pthread_mutex_lock(&vi->mu);   /* the build thread reconstructs under it */
+    int frc = faiss_IndexIVF_set_direct_map(vi->ivf, DIRECT_MAP_HASHTABLE);
+    pthread_mutex_unlock(&vi->mu);
+    return frc != 0 ? faiss_fail(err, "set_direct_map", frc) : ZK_OK;
+}
+
 static zk_rc new_empty_index(ret_vindex *vi, char *err)
 {
     FaissIndex *index = NULL;
@@ -382,26 +501,28 @@ static zk_rc new_empty_index(ret_vindex *vi, char *err)
 }
 
 /* Load vi->path. ZK_NOTFOUND when missing; ZK_CORRUPT (with reason) when
- * unusable. On success vi->index and applied_seq are set. */
+ * unusable. On success vi->index and applied_seq are set. The file is
+ * mapped, its checksum verified, and only then parsed by FAISS (from the
+ * mapping: one copy, no read buffer). */
 static zk_rc load_snapshot(ret_vindex *vi, char *err)
 {
-    unsigned char hdr[SNAP_HDR_LEN], sum[32];
+    unsigned char hdr[SNAP_HDR_LEN], sum[32], *map = NULL;
     FaissIndex *index = NULL;
     struct stat st;
     zk_rc rc = ZK_OK;
-    size_t hdr_len = SNAP_HDR_LEN, hashed = SNAP_HASHED_LEN;
+    size_t hdr_len = SNAP_HDR_LEN, hashed = SNAP_HASHED_LEN, consumed = 0;
     uint32_t kind = KIND_FLAT, nlist = 0;
     int64_t trained_n = 0;
-    FILE *f = fopen(vi->path, "rb");
-    if (!f) {
+    int fd = open(vi->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         if (errno == ENOENT) return zk_fail(err, ZK_NOTFOUND, "no snapshot");
         return zk_fail(err, ZK_CORRUPT, "open: %s", strerror(errno));
     }
-    if (fstat(fileno(f), &st) != 0) {
+    if (fstat(fd, &st) != 0) {
         rc = zk_fail(err, ZK_CORRUPT, "stat: %s", strerror(errno));
         goto out;
     }
-    if (fread(hdr, 1, SNAP_V1_HDR_LEN, f) != SNAP_V1_HDR_LEN) {
+    if (st.st_size < SNAP_V1_HDR_LEN || pread(fd, hdr, SNAP_V1_HDR_LEN, 0) != SNAP_V1_HDR_LEN) {
         rc = zk_fail(err, ZK_CORRUPT, "truncated header (%lld bytes)", (long long)st.st_size);
         goto out;
     }
@@ -415,9 +536,8 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
     if (version == 1) {
         hdr_len = SNAP_V1_HDR_LEN;
         hashed = SNAP_V1_HASHED_LEN;
-    } else if (version == SNAP_VERSION) {
-        if (fread(hdr + SNAP_V1_HDR_LEN, 1, SNAP_HDR_LEN - SNAP_V1_HDR_LEN, f) !=
-            SNAP_HDR_LEN - SNAP_V1_HDR_LEN) {
+    } else if (version == 2 || version == SNAP_VERSION) {
+        if (st.st_size < SNAP_HDR_LEN || pread(fd, hdr, SNAP_HDR_LEN, 0) != SNAP_HDR_LEN) {
             rc = zk_fail(err, ZK_CORRUPT, "truncated header (%lld bytes)", (long long)st.st_size);
             goto out;
         }
@@ -432,30 +552,33 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
         rc = zk_fail(err, ZK_CORRUPT, "dimension %u, expected %d", dim, vi->dim);
         goto out;
     }
-    if (len == 0 || (uint64_t)st.st_size < hdr_len || len != (uint64_t)st.st_size - hdr_len || seq < 0 ||
-        trained_n < 0) {
+    if (len == 0 || len != (uint64_t)st.st_size - hdr_len || seq < 0 || trained_n < 0) {
         rc = zk_fail(err, ZK_CORRUPT, "payload length %llu does not match file size %lld",
                      (unsigned long long)len, (long long)st.st_size);
         goto out;
     }
-    if (hash_snapshot(hdr, hashed, f, len, sum) != 0 || memcmp(sum, hdr + hashed, 32) != 0) {
+    if (!(map = map_file(fd, (uint64_t)st.st_size))) {
+        rc = zk_fail(err, ZK_CORRUPT, "mmap: %s", strerror(errno));
+        goto out;
+    }
+    if (version == SNAP_VERSION) crc_snapshot(hdr, map + hdr_len, len, sum);
+    else if (sha256_snapshot(hdr, hashed, map + hdr_len, len, sum) != 0) memset(sum, 0, sizeof sum);
+    if (memcmp(sum, hdr + hashed, 32) != 0) {
         rc = zk_fail(err, ZK_CORRUPT, "checksum mismatch");
         goto out;
     }
-    if (fseek(f, (long)hdr_len, SEEK_SET) != 0) {
-        rc = zk_fail(err, ZK_CORRUPT, "seek: %s", strerror(errno));
-        goto out;
-    }
-    int frc = faiss_read_index(f, 0, &index);
+    int frc = faiss_read_index_buf(map + hdr_len, (size_t)len, 0, &index, &consumed);
     if (frc != 0) {
         faiss_fail(err, "read_index", frc);
         rc = ZK_CORRUPT;
         goto out;
     }
-    if (ftell(f) != (long)(hdr_len + len)) {
+    if (consumed != len) {
         rc = zk_fail(err, ZK_CORRUPT, "payload has trailing bytes");
         goto out;
     }
+    munmap(map, (size_t)st.st_size);   /* before attaching: the page cache is not ours to hold */
+    map = NULL;
     if ((rc = attach_index(vi, index, err)) != ZK_OK) {
         if (rc != ZK_NOMEM) rc = ZK_CORRUPT;
         goto out;
@@ -475,7 +598,8 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
     vi->applied_seq = seq;
 out:
     if (index) faiss_Index_free(index);
-    fclose(f);
+    if (map) munmap(map, (size_t)st.st_size);
+    close(fd);
     return rc;
 }
 
@@ -512,7 +636,8 @@ static int choose_nlist(const ret_vindex *vi, int64_t n)
     double l = IVF_LISTS_PER_SQRT * sqrt((double)n);
     if (l < IVF_MIN_LISTS) l = IVF_MIN_LISTS;
     if (l > IVF_MAX_LISTS) l = IVF_MAX_LISTS;
-    return (int)l;
+    if (l > (double)n / IVF_TRAIN_PER_LIST) l = (double)n / IVF_TRAIN_PER_LIST;   /* a full sample */
+    return l < IVF_MIN_LISTS ? IVF_MIN_LISTS : (int)l;
 }
 
 static int64_t ivf_threshold(const ret_vindex *vi)
@@ -561,6 +686,10 @@ static void *build_main(void *arg)
     char spec[64];
     int ok = 0, frc;
     long got;
+    /* Both cores, but behind queries: nice is per thread on Linux, and the
+     * OpenMP workers this thread starts inherit it. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), IVF_BUILD_NICE) != 0)
+        ZK_LOG(ZK_LOG_DEBUG, "vector index %s: build thread keeps its priority: %s", vi->dir, strerror(errno));
     faiss_set_omp_threads(vi->tune.build_threads > 0 ? vi->tune.build_threads : IVF_BUILD_THREADS);
     if (want < n) stride = n / want;
     else want = n;
@@ -574,7 +703,7 @@ static void *build_main(void *arg)
         goto out;
     }
     snprintf(spec, sizeof spec, "IVF%d,%s", b->nlist,
-             vi->tune.sq8 == 1 ? "SQ8" : vi->tune.sq8 == 2 ? "Flat" : IVF_CODE);
+             vi->tune.sq8 == 1 ? "SQ8" : vi->tune.sq8 == 2 ? "Flat" : vi->tune.sq8 == 3 ? "SQfp16" : IVF_CODE);
     if ((frc = faiss_index_factory(&index, vi->dim, spec, METRIC_INNER_PRODUCT)) != 0 ||
         (frc = faiss_Index_train(index, (idx_t)got, vecs)) != 0 ||
         (frc = faiss_IndexIVF_set_direct_map(faiss_IndexIVF_cast(index), DIRECT_MAP_HASHTABLE)) != 0) {
@@ -634,6 +763,8 @@ static void start_build_if_due(ret_vindex *vi)
     if (vi->failed_n && n < 2 * vi->failed_n) return;   /* back off after a failure */
     int nlist = choose_nlist(vi, n);
     if (vi->kind == KIND_IVF && nlist <= vi->nlist) return;
+    char why[ZK_ERRLEN];
+    if (need_direct_map(vi, why) != ZK_OK) goto fail;   /* the build reconstructs by id */
     if (!(b->ids = zk_malloc((size_t)n * sizeof *b->ids))) goto fail;
     size_t w = 0;
     for (size_t i = 0; i < vi->ids.cap; i++)
@@ -736,6 +867,7 @@ static zk_rc build_swap(ret_vindex *vi, char *err)
         size_t w = 0;
         for (size_t i = 0; i < b->dirty.cap; i++)
             if (b->dirty.slots[i] != IDSET_EMPTY) dirty[w++] = b->dirty.slots[i];
+        if (need_direct_map(vi, why) != ZK_OK) goto failed;
         for (size_t i = 0; i < nd; i++) {
             if (!idset_has(&vi->ids, dirty[i])) continue;
             if (faiss_Index_reconstruct(vi->index, dirty[i], vecs + na * dim) != 0) {
@@ -876,6 +1008,7 @@ static zk_rc remove_present(ret_vindex *vi, size_t n, const int64_t *ids, char *
     for (size_t i = 0; i < n; i++)
         if (idset_has(&vi->ids, ids[i]) && idset_put(&seen, ids[i])) present[np++] = ids[i];
     if ((rc = note_dirty(vi, np, present, err)) != ZK_OK) goto out;
+    if ((rc = need_direct_map(vi, err)) != ZK_OK) goto out;
     pthread_mutex_lock(&vi->mu);
     if ((rc = remove_from(vi->index, vi->kind, np, present, err)) == ZK_OK)
         for (size_t i = 0; i < np; i++) idset_del(&vi->ids, present[i]);
@@ -1036,9 +1169,13 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     /* idx_t is int64_t, so FAISS writes labels straight into out_ids. One
      * query gains nothing from an OpenMP team; waking one costs more. */
-    int omp = faiss_set_omp_threads(1);
-    int frc = faiss_Index_search(vi->index, 1, query, kk, scores, out_ids);
-    faiss_set_omp_threads(omp);
+    int done = 0, frc = faiss_Index_search_one_fast(vi->index, query, kk, vi->ivf ? faiss_IndexIVF_nprobe(vi->ivf) : 0,
+                                                    NULL, 0, scores, out_ids, &done);
+    if (frc == 0 && !done) {
+        int omp = faiss_set_omp_threads(1);
+        frc = faiss_Index_search(vi->index, 1, query, kk, scores, out_ids);
+        faiss_set_omp_threads(omp);
+    }
     if (frc != 0) {
         rc = faiss_fail(err, "search", frc);
         goto out;
@@ -1153,6 +1290,9 @@ static zk_rc search_exact(const ret_vindex *vi, const float *query, int kk, cons
 {
     size_t dim = (size_t)vi->dim;
     topk t = {out_ids, scores, 0, kk};
+    /* reader context: cannot build the map; the caller falls back */
+    if (vi->ivf && faiss_IndexIVF_direct_map_type(vi->ivf) != DIRECT_MAP_HASHTABLE)
+        return zk_fail(err, ZK_INDEX, "vindex search: IVF index without its id map");
     float *vec = zk_malloc(dim * sizeof *vec);
     if (!vec) return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     for (size_t i = 0; i < n_allowed; i++) {
@@ -1172,9 +1312,13 @@ static zk_rc search_exact(const ret_vindex *vi, const float *query, int kk, cons
     return ZK_OK;
 }
 
-/* Strategy (b): FAISS search with an id selector on the external ids — a
- * bitmap when the largest allowed id keeps it small, else a hash batch.
- * Cost ~ ntotal membership tests + n_allowed inner products. */
+/* Strategy (b): a scan that skips ids outside the allowed set — zhiku's
+ * SIMD scan (faiss_Index_search_one_fast) with a bitmap over external ids
+ * while the largest allowed id keeps it small, else FAISS with a hash-batch
+ * selector. On a flat index every row is tested (a bit test each) and only
+ * allowed rows are scored; on IVF the probe count is widened by
+ * (ntotal / n_allowed)^IVF_FILTER_EXP so enough allowed candidates are seen
+ * (all lists when the allowed set is small: then the result is exact). */
 static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, const int64_t *allowed,
                              size_t n_allowed, int64_t *out_ids, float *scores, int *out_n, char *err)
 {
@@ -1183,15 +1327,30 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
     FaissSearchParametersIVF *ivf_params = NULL;
     uint8_t *bitmap = NULL;
     zk_rc rc = ZK_OK;
-    int frc;
+    int frc, done = 0;
+    size_t np = 0;
     int64_t max_id = allowed[n_allowed - 1];
     if (max_id < 0) return ZK_OK;   /* only negative ids: none can be present */
+    if (vi->ivf) {
+        /* few allowed ids per list: probe more lists to find k of them */
+        double frac = (double)n_allowed / (double)faiss_Index_ntotal(vi->index);
+        double p = (double)faiss_IndexIVF_nprobe(vi->ivf);
+        if (frac < 1) p *= pow(1 / frac, IVF_FILTER_EXP);
+        np = p > vi->nlist ? (size_t)vi->nlist : (size_t)p;
+    }
     uint64_t bitmap_len = (uint64_t)max_id / 8 + 1;
     if (bitmap_len <= ALLOWED_BITMAP_MAX_BYTES) {
         if (!(bitmap = zk_calloc((size_t)bitmap_len, 1)))
             return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
         for (size_t i = 0; i < n_allowed; i++)
             if (allowed[i] >= 0) bitmap[allowed[i] >> 3] |= (uint8_t)(1u << (allowed[i] & 7));
+        frc = faiss_Index_search_one_fast(vi->index, query, kk, np, bitmap, (size_t)bitmap_len, scores, out_ids,
+                                          &done);
+        if (frc != 0) {
+            rc = faiss_fail(err, "search_one_fast", frc);
+            goto out;
+        }
+        if (done) goto found;
         frc = faiss_IDSelectorBitmap_new((FaissIDSelectorBitmap **)&sel, (size_t)bitmap_len, bitmap);
     } else {
         frc = faiss_IDSelectorBatch_new((FaissIDSelectorBatch **)&sel, n_allowed, allowed);
@@ -1201,12 +1360,7 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
         goto out;
     }
     if (vi->ivf) {
-        /* few allowed ids per list: probe more lists to find k of them */
-        double frac = (double)n_allowed / (double)faiss_Index_ntotal(vi->index);
-        double np = (double)faiss_IndexIVF_nprobe(vi->ivf);
-        if (frac < 1) np *= pow(1 / frac, IVF_FILTER_EXP);
-        if (np > vi->nlist) np = vi->nlist;
-        if ((frc = faiss_SearchParametersIVF_new_with(&ivf_params, sel, (size_t)np, 0)) != 0) {
+        if ((frc = faiss_SearchParametersIVF_new_with(&ivf_params, sel, np, 0)) != 0) {
             rc = faiss_fail(err, "SearchParametersIVF_new", frc);
             goto out;
         }
@@ -1219,6 +1373,7 @@ static zk_rc search_selector(const ret_vindex *vi, const float *query, int kk, c
         rc = faiss_fail(err, "search_with_params", frc);
         goto out;
     }
+found:
     *out_n = kk;
 out:
     if (ivf_params) faiss_SearchParametersIVF_free(ivf_params);
@@ -1265,8 +1420,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     int automatic = strategy == VIA_AUTO;
     int omp = faiss_set_omp_threads(1);   /* as in ret_vindex_search */
     if (automatic)
-        strategy = vi->ivf ? (n_allowed <= IVF_EXACT_MAX ? VIA_EXACT : VIA_SELECTOR)
-                           : (double)n_allowed <= ALLOWED_EXACT_FRACTION * (double)total
+        strategy = (double)n_allowed <= (vi->ivf ? IVF_EXACT_FRACTION : ALLOWED_EXACT_FRACTION) * (double)total
                        ? VIA_EXACT : VIA_SELECTOR;
     if (strategy == VIA_EXACT) {
         rc = search_exact(vi, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
@@ -1333,7 +1487,7 @@ zk_rc ret_vindex_save(ret_vindex *vi, char *err)
      * length and hash are known. */
     if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) goto io;
     if ((rc = build_swap(vi, err)) != ZK_OK) goto out;
-    int frc = faiss_write_index(vi->index, f);
+    int frc = faiss_write_index_without_direct_map(vi->index, f);
     if (frc != 0) {
         rc = faiss_fail(err, "write_index", frc);
         goto out;
@@ -1349,11 +1503,14 @@ zk_rc ret_vindex_save(ret_vindex *vi, char *err)
     put_u32(hdr + 32, (uint32_t)vi->kind);
     put_u32(hdr + 36, (uint32_t)vi->nlist);
     put_u64(hdr + 40, (uint64_t)vi->trained_n);
-    if (fseek(f, SNAP_HDR_LEN, SEEK_SET) != 0) goto io;
-    if (hash_snapshot(hdr, SNAP_HASHED_LEN, f, (uint64_t)(end - SNAP_HDR_LEN), hdr + SNAP_HASHED_LEN) != 0) {
-        rc = zk_fail(err, ZK_IO, "vindex save: re-reading %s failed", tmp);
+    /* checksum the payload as written, through a read-only mapping */
+    unsigned char *map = map_file(fileno(f), (uint64_t)end);
+    if (!map) {
+        rc = zk_fail(err, ZK_IO, "vindex save: mapping %s: %s", tmp, strerror(errno));
         goto out;
     }
+    crc_snapshot(hdr, map + SNAP_HDR_LEN, (uint64_t)(end - SNAP_HDR_LEN), hdr + SNAP_HASHED_LEN);
+    munmap(map, (size_t)end);
     if (fseek(f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr ||
         fflush(f) != 0 || fsync(fileno(f)) != 0)
         goto io;

@@ -53,11 +53,11 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
                         int64_t *out_ids, float *out_scores, int *out_n, char *err);
 
 /* k nearest among the `allowed` ids only (sorted ascending, n_allowed of
- * them). Never returns an id outside `allowed`. With the exact (Flat) index
- * the allowed vectors are scored directly — measured faster than FAISS with
- * an IDSelector at every allowed fraction (bench/vindex_filter_bench.c);
- * the selector path (SearchParameters) is used only when the allowed list
- * is longer than the index. Same output contract as ret_vindex_search. */
+ * them). Never returns an id outside `allowed`. Scans with a bitmap of the
+ * allowed ids (every row of a flat index; on IVF, nprobe widened as the
+ * allowed fraction shrinks, all lists for small sets); allowed sets tiny
+ * next to a flat index are scored id by id (bench/vindex_filter_bench.c).
+ * Same output contract as ret_vindex_search. */
 zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
                                 const int64_t *allowed, size_t n_allowed,
                                 int64_t *out_ids, float *out_scores, int *out_n, char *err);

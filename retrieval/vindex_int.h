@@ -19,7 +19,7 @@ typedef struct {
     int64_t ivf_threshold;  /* flat below, IVF from this many vectors */
     int nlist;              /* fixed nlist instead of 4 sqrt(n) */
     int nprobe;             /* fixed nprobe instead of max(16, nlist/64) */
-    int sq8;                /* 1: IVF,SQ8; 2: IVF,Flat (0: IVF_CODE) */
+    int sq8;                /* 1: IVF,SQ8; 2: IVF,Flat; 3: IVF,SQfp16 (0: IVF_CODE) */
     int build_threads;      /* OpenMP threads of the build thread */
 } ret__vindex_tuning;
 

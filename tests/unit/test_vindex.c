@@ -23,11 +23,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "retrieval/faiss_capi_ext.h"
 #include "retrieval/vindex.h"
 
+#include <faiss/c_api/index_factory_c.h>
+
 #define DIM 64
-/* Snapshot header (vindex.c): v2 is 80 bytes with the hash over the first
- * 48; v1 was 64 bytes with the hash over the first 32. */
+/* Snapshot header (vindex.c): v3 and v2 are 80 bytes with the checksum
+ * block (v3: 8 CRC-32C, v2: SHA-256) after the first 48; v1 was 64 bytes
+ * with the hash over the first 32. Saves write v3; forge_snapshot_v writes
+ * v2 and v1, which must still load. */
 #define HDR_LEN 80
 #define HDR_HASHED 48
 #define NVEC 2000
@@ -538,6 +543,26 @@ static void test_corrupt_snapshots(void **state)
     }
 }
 
+/* The v3 checksum is per payload segment: a flipped byte in any of the 7
+ * segments (and in the checksum block itself) is caught. */
+static void test_corrupt_each_segment(void **state)
+{
+    (void)state;
+    for (int seg = 0; seg <= 7; seg++) {
+        char name[64], path[512];
+        snprintf(name, sizeof name, "corrupt_segment%d", seg);
+        const char *dir = subdir(name);
+        snprintf(path, sizeof path, "%s/index.zkv", dir);
+        make_snapshot(dir, DIM);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        long len = (long)st.st_size - HDR_LEN;
+        /* seg 7: a byte of the checksum block (the CRC of segment 3) */
+        flip(path, seg < 7 ? HDR_LEN + len * seg / 7 + len / 14 : HDR_HASHED + 16);
+        expect_rebuilt_empty(dir, DIM);
+    }
+}
+
 static void test_wrong_dim(void **state)
 {
     (void)state;
@@ -971,7 +996,7 @@ static void test_ivf_switch_and_recall(void **state)
     assert_int_equal(ret_vindex_search(vi, qs, TOPK, after, sa, &na2, errbuf), ZK_OK);
     assert_int_equal(na2, nb);
     for (int i = 0; i < nb; i++) assert_int_equal(after[i], before[i]);
-    /* remove after reload (direct map rebuilt from the snapshot) */
+    /* remove after reload (the direct map is built on this first need) */
     assert_int_equal(ret_vindex_remove(vi, 1, &before[0], errbuf), ZK_OK);
     assert_int_equal(ret_vindex_count(vi), nlive - 1);
     assert_int_equal(ret_vindex_search(vi, qs, TOPK, after, sa, &na2, errbuf), ZK_OK);
@@ -982,6 +1007,126 @@ static void test_ivf_switch_and_recall(void **state)
     assert_int_equal(ret_vindex_count(vi), 0);
     ret_vindex_free(vi);
     free(vecs), free(qs), free(ids), free(live), free(rep), free(allowed);
+}
+
+/* zhiku's SIMD scan (faiss_Index_search_one_fast) must return what FAISS's
+ * own search returns on the same index: IVF with Flat, SQfp16 and SQ8 codes
+ * (the SQ ones encode residuals), at several nprobe, with and without a
+ * bitmap of allowed ids (against FAISS with the same bitmap selector), and
+ * the exhaustive IDMap2,Flat path. */
+static void test_fast_scan_matches_faiss(void **state)
+{
+    (void)state;
+    enum { N = 3000, NQ = 8 };
+    static const char *specs[] = {"IVF32,Flat", "IVF32,SQfp16", "IVF32,SQ8", "IDMap2,Flat"};
+    float *vecs = malloc((size_t)N * DIM * sizeof *vecs), qs[NQ * DIM];
+    int64_t *ids = malloc(N * sizeof *ids);
+    uint8_t bitmap[(1000 + 3 * N) / 8 + 1];
+    clustered(vecs, ids, N, qs, NQ);
+    memset(bitmap, 0, sizeof bitmap);
+    for (size_t i = 0; i < N; i++)
+        if (rnd() < 0.1) bitmap[ids[i] >> 3] |= (uint8_t)(1u << (ids[i] & 7));
+    for (size_t sp = 0; sp < sizeof specs / sizeof *specs; sp++) {
+        FaissIndex *ix = NULL;
+        assert_int_equal(faiss_index_factory(&ix, DIM, specs[sp], METRIC_INNER_PRODUCT), 0);
+        FaissIndexIVF *ivf = faiss_IndexIVF_cast(ix);
+        if (ivf) assert_int_equal(faiss_Index_train(ix, N, vecs), 0);
+        assert_int_equal(faiss_Index_add_with_ids(ix, N, vecs, ids), 0);
+        for (int np = 1; np <= 32; np *= 4) {
+            for (int filtered = 0; filtered < 2; filtered++) {
+                for (int q = 0; q < NQ; q++) {
+                    float d1[TOPK], d2[TOPK];
+                    idx_t l1[TOPK], l2[TOPK];
+                    int done = 0;
+                    const uint8_t *bm = filtered ? bitmap : NULL;
+                    assert_int_equal(faiss_Index_search_one_fast(ix, qs + q * DIM, TOPK, (size_t)np, bm,
+                                                                 filtered ? sizeof bitmap : 0, d1, l1, &done), 0);
+                    assert_int_equal(done, 1);
+                    FaissIDSelector *sel = NULL;
+                    FaissSearchParameters *params = NULL;
+                    FaissSearchParametersIVF *ivf_params = NULL;
+                    if (filtered)
+                        assert_int_equal(faiss_IDSelectorBitmap_new((FaissIDSelectorBitmap **)&sel, sizeof bitmap,
+                                                                    bitmap), 0);
+                    if (ivf) {
+                        assert_int_equal(faiss_SearchParametersIVF_new_with(&ivf_params, sel, (size_t)np, 0), 0);
+                        params = (FaissSearchParameters *)ivf_params;
+                    } else {
+                        assert_int_equal(faiss_SearchParameters_new(&params, sel), 0);
+                    }
+                    assert_int_equal(faiss_Index_search_with_params(ix, 1, qs + q * DIM, TOPK, params, d2, l2), 0);
+                    for (int r = 0; r < TOPK; r++) {
+                        assert_true(fabsf(d1[r] - d2[r]) < 1e-4f);
+                        /* ids agree except where two scores tie within float noise */
+                        if (l1[r] != l2[r]) assert_true(r + 1 < TOPK && fabsf(d2[r] - d2[r + 1]) < 1e-4f);
+                        if (filtered && l1[r] >= 0) assert_true((bitmap[l1[r] >> 3] >> (l1[r] & 7)) & 1);
+                    }
+                    if (ivf_params) faiss_SearchParametersIVF_free(ivf_params);
+                    else faiss_SearchParameters_free(params);
+                    if (sel) faiss_IDSelector_free(sel);
+                }
+            }
+            if (!ivf) break;   /* nprobe means nothing to a flat index */
+        }
+        faiss_Index_free(ix);
+    }
+    /* another index type: not handled, nothing written */
+    FaissIndex *ix = NULL;
+    float d[TOPK] = {0};
+    idx_t l[TOPK] = {0};
+    int done = 1;
+    assert_int_equal(faiss_index_factory(&ix, DIM, "IDMap,Flat", METRIC_INNER_PRODUCT), 0);
+    assert_int_equal(faiss_Index_search_one_fast(ix, qs, TOPK, 1, NULL, 0, d, l, &done), 0);
+    assert_int_equal(done, 0);
+    assert_int_equal(l[0], 0);
+    faiss_Index_free(ix);
+    free(vecs), free(ids);
+}
+
+/* The default IVF code (SQfp16) through the vindex API: with every list
+ * probed, results equal brute force up to fp16 rounding; save and reopen
+ * keep them. */
+static void test_ivf_fp16(void **state)
+{
+    (void)state;
+    enum { NQ = 10 };
+    float *vecs = malloc((size_t)IVF_N * DIM * sizeof *vecs), qs[NQ * DIM];
+    int64_t *ids = malloc(IVF_N * sizeof *ids);
+    clustered(vecs, ids, IVF_N, qs, NQ);
+    const char *dir = subdir("ivf-fp16");
+    ret_vindex *vi = open_ok(dir, DIM, 1);
+    ret__vindex_tuning t = {0};
+    t.ivf_threshold = 3000;
+    t.nlist = 64;
+    t.nprobe = 64;
+    t.build_threads = 2;
+    ret__vindex_tune(vi, &t);
+    assert_int_equal(ret_vindex_add(vi, IVF_N, ids, vecs, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_upgrade(vi, 1, errbuf), ZK_OK);
+    assert_int_equal(ret__vindex_kind(vi, NULL), 2);
+    for (int round = 0; round < 2; round++) {
+        for (int q = 0; q < NQ; q++) {
+            int64_t got[TOPK], want[TOPK];
+            float gs[TOPK], ws[TOPK];
+            int ng = 0, nw = brute_topk(qs + q * DIM, vecs, ids, NULL, IVF_N, TOPK, want, ws), hit = 0;
+            assert_int_equal(ret_vindex_search(vi, qs + q * DIM, TOPK, got, gs, &ng, errbuf), ZK_OK);
+            assert_int_equal(ng, nw);
+            for (int r = 0; r < ng; r++) {
+                assert_true(fabsf(gs[r] - ws[r]) < 2e-3f);
+                for (int j = 0; j < nw; j++) hit += got[r] == want[j];
+            }
+            assert_true(hit >= nw - 1);   /* fp16 may swap a near-tie at the 10th place */
+        }
+        if (round == 0) {
+            assert_int_equal(ret_vindex_save(vi, errbuf), ZK_OK);
+            ret_vindex_free(vi);
+            vi = open_ok(dir, DIM, 0);
+            ret__vindex_tune(vi, &t);
+            assert_int_equal(ret__vindex_kind(vi, NULL), 2);
+        }
+    }
+    ret_vindex_free(vi);
+    free(vecs), free(ids);
 }
 
 /* Freeing an index while its build runs cancels and joins the thread. */
@@ -1008,6 +1153,7 @@ int main(void)
         cmocka_unit_test(test_ids_sorted),
         cmocka_unit_test(test_save_reopen),
         cmocka_unit_test(test_corrupt_snapshots),
+        cmocka_unit_test(test_corrupt_each_segment),
         cmocka_unit_test(test_wrong_dim),
         cmocka_unit_test(test_forged_payload),
         cmocka_unit_test(test_bad_open_args),
@@ -1015,6 +1161,8 @@ int main(void)
         cmocka_unit_test(test_allowed_edge_cases),
         cmocka_unit_test(test_ivf_switch_and_recall),
         cmocka_unit_test(test_ivf_free_during_build),
+        cmocka_unit_test(test_fast_scan_matches_faiss),
+        cmocka_unit_test(test_ivf_fp16),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
