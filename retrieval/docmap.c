@@ -224,7 +224,7 @@ static zk_rc update_entry(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64
 {
     zk_rc rc;
     allow_entry *e = find_entry(m, c, kb);
-    if (e && e->acl_seq != v->acl_seq) {
+    if (e && e->acl_seq < v->acl_seq) {
         zk_free(e->bits);
         e->bits = NULL;
         e->nwords = 0;
@@ -286,12 +286,12 @@ static zk_rc update_entry(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64
 
 static int fresh(const ret_docmap *m, const versions *v)
 {
-    return m->loaded && m->seq == v->seq && m->max_doc >= v->max_doc;
+    return m->loaded && m->seq >= v->seq && m->max_doc >= v->max_doc;
 }
 
 static int entry_fresh(const ret_docmap *m, const allow_entry *e, const versions *v, int want_list)
 {
-    return e && e->acl_seq == v->acl_seq && e->max_doc >= v->max_doc && e->bits && e->count_seq == m->seq &&
+    return e && e->acl_seq >= v->acl_seq && e->max_doc >= v->max_doc && e->bits && e->count_seq == m->seq &&
            (!want_list || e->list_seq == m->seq);
 }
 
@@ -320,36 +320,44 @@ zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t k
     versions v = {0, 0, 0};
     zk_rc rc = read_versions(db, &v, err);
     if (rc != ZK_OK) return rc;
-    /* fast path: nothing moved since the map and this caller's entry were
-     * made; the read lock is kept until ret_view_release */
-    pthread_rwlock_rdlock(&m->lock);
-    if (fresh(m, &v)) {
-        allow_entry *e = c->admin ? NULL : find_entry(m, c, kb);
-        if (c->admin || entry_fresh(m, e, &v, want_list)) {
-            if (e) __atomic_store_n(&e->used, __atomic_add_fetch(&m->tick, 1, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
-            fill_view(m, e, kb, out);
-            return ZK_OK;
+    for (int attempt = 0;; attempt++) {
+        /* fast path: nothing moved since the map and this caller's entry
+         * were made; the read lock is kept until ret_view_release */
+        pthread_rwlock_rdlock(&m->lock);
+        if (fresh(m, &v)) {
+            allow_entry *e = c->admin ? NULL : find_entry(m, c, kb);
+            if (c->admin || entry_fresh(m, e, &v, want_list)) {
+                if (e) __atomic_store_n(&e->used, __atomic_add_fetch(&m->tick, 1, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+                fill_view(m, e, kb, out);
+                return ZK_OK;
+            }
         }
-    }
-    pthread_rwlock_unlock(&m->lock);
-
-    pthread_rwlock_wrlock(&m->lock);
-    if (!m->loaded) rc = load_all(m, db, v.seq, err);
-    if (rc == ZK_OK) rc = replay(m, db, err);
-    if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
-    allow_entry *e = NULL;
-    if (rc == ZK_OK && !c->admin) {
-        rc = update_entry(m, db, c, kb, &v, want_list, &e, err);
-        if (e) e->used = ++m->tick;
-    }
-    if (rc != ZK_OK) {
         pthread_rwlock_unlock(&m->lock);
-        return rc;
+
+        pthread_rwlock_wrlock(&m->lock);
+        if (!m->loaded) rc = load_all(m, db, v.seq, err);
+        if (rc == ZK_OK) rc = replay(m, db, err);
+        if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
+        allow_entry *e = NULL;
+        if (rc == ZK_OK && !c->admin) {
+            rc = update_entry(m, db, c, kb, &v, want_list, &e, err);
+            if (e) e->used = ++m->tick;
+        }
+        if (rc != ZK_OK) {
+            pthread_rwlock_unlock(&m->lock);
+            return rc;
+        }
+        if (attempt < 2) {
+            /* updated: search under the shared lock like everyone else
+             * (another writer may move it again in between; retry) */
+            pthread_rwlock_unlock(&m->lock);
+            continue;
+        }
+        /* still moving under heavy writes: keep the lock as a writer, the
+         * view's arrays cannot change under it */
+        fill_view(m, e, kb, out);
+        return ZK_OK;
     }
-    /* keep the lock, as a writer: the view's arrays cannot move under it,
-     * and this path runs only after a change */
-    fill_view(m, e, kb, out);
-    return ZK_OK;
 }
 
 void ret_view_release(ret_view *v)
