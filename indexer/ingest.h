@@ -1,12 +1,13 @@
-/* ingest.h — the ingestion pipeline: read → (sandboxed child) detect
- * charset and format → parse → chunk → embed → write. The calling thread
- * walks the inputs, skips unchanged documents (SHA-256) and writes results
- * (one document = one savepoint, batch_docs documents per transaction);
- * `workers` threads parse, chunk and embed in parallel, so both cores stay
- * busy. Handles single files, folder trees and JSONL bulk imports; a changed
- * document replaces its chunks atomically; a failed one is recorded with its
- * reason. Each outcome is reported through a callback (the CLI prints it).
- * An ingester is driven by one thread; one ingester per store. */
+/* ingest.h — the ingestion pipeline: read → (sandboxed helper process)
+ * detect charset and format → parse → chunk → embed → tokenize → write. The
+ * calling thread walks the inputs, skips unchanged documents (SHA-256) and
+ * writes results (batch_docs documents per transaction, each document
+ * atomic); `workers` threads parse, chunk, embed and tokenize in parallel,
+ * so both cores stay busy. Handles single files, folder trees and JSONL bulk
+ * imports; a changed document replaces its chunks atomically; a failed one
+ * is recorded with its reason. Each outcome is reported through a callback
+ * (the CLI prints it). An ingester is driven by one thread; one ingester
+ * per store. */
 #ifndef IDX_INGEST_H
 #define IDX_INGEST_H
 

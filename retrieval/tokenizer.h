@@ -10,8 +10,8 @@
  * folded bytes are truncated (the token's offsets still span the whole word).
  * Offsets reported to the callback are byte offsets into the ORIGINAL input.
  *
- * A ret_tokenizer holds a stemmer and is NOT thread-safe: one per thread or
- * per FTS5 tokenizer instance. */
+ * A ret_tokenizer holds a stemmer (with a small cache of recent stems) and is
+ * NOT thread-safe: one per thread or per FTS5 tokenizer instance. */
 #ifndef RET_TOKENIZER_H
 #define RET_TOKENIZER_H
 
@@ -48,5 +48,31 @@ int ret_tokenizer_run(ret_tokenizer *t, const char *text, int len, int for_query
 
 /* Register the FTS5 tokenizer "zhiku" on db. */
 zk_rc ret_tokenizer_register(sqlite3 *db, char *err);
+
+/* ---- pre-tokenized text: tokenizing off the writer thread ------------------
+ * Bulk ingestion tokenizes chunks in its worker threads and hands the tokens
+ * to the single SQLite writer. A ret_pretok holds the document-side tokens of
+ * a list of texts. While the writer thread has it active, the FTS5 "zhiku"
+ * tokenizer, asked to tokenize a document text byte-for-byte equal to the
+ * next text of the list (or the one after), replays its tokens instead of
+ * tokenizing; queries, and any other text (deletes of old rows, 'rebuild'),
+ * are tokenized as usual. Tokenizing is deterministic, so the index is the
+ * same either way (FTS5's integrity-check verifies it). Texts are referenced,
+ * not copied: they must stay unchanged while the ret_pretok is in use.
+ * A ret_pretok is used by one thread at a time. */
+typedef struct ret_pretok ret_pretok;
+
+/* Tokens are made by t (its unigrams option is recorded: a table whose
+ * tokenizer has another option tokenizes itself). NULL when out of memory. */
+ret_pretok *ret_pretok_new(ret_tokenizer *t);
+void ret_pretok_free(ret_pretok *p);
+/* Tokenize text[0..len) into p. Texts past the memory cap of p (a huge
+ * document) are not added and get tokenized by the writer. */
+zk_rc ret_pretok_add(ret_pretok *p, const char *text, size_t len, char *err);
+/* Make p the replay source of this thread's FTS5 inserts (from its first
+ * text); NULL ends replay. */
+void ret_pretok_activate(ret_pretok *p);
+/* How many texts of p were replayed so far (tests, statistics). */
+size_t ret_pretok_replayed(const ret_pretok *p);
 
 #endif

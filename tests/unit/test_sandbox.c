@@ -1,9 +1,12 @@
-/* test_sandbox.c — idx_sandbox_parse(): documents round-trip through the
- * child unchanged (titles, headings, multi-byte text, 10 MB), parser errors
- * pass through, and a child that crashes, aborts, hangs, spins, allocates
- * without end, floods or garbles its result gives the right error within the
- * limits, leaves no zombie and does not hurt the parent. Misbehaviour is
- * triggered with the ZK_SANDBOX_TEST hook documented in indexer/sandbox.c. */
+/* test_sandbox.c — idx_sandbox_parse() and long-lived helpers
+ * (idx_sandbox_run): documents round-trip through the child unchanged
+ * (titles, headings, multi-byte text, 10 MB), parser errors pass through,
+ * and a child that crashes, aborts, hangs, spins, allocates without end,
+ * floods or garbles its result gives the right error within the limits,
+ * leaves no zombie and does not hurt the parent; a helper parses document
+ * after document with the limits applied to each, and is replaced after
+ * any misbehaviour. Misbehaviour is triggered with the ZK_SANDBOX_TEST hook
+ * documented in indexer/sandbox.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "indexer/sandbox.h"
 
@@ -284,6 +288,179 @@ static void test_opts_from_config(void **state)
     assert_int_equal(o.enabled, 0);
 }
 
+/* ---- long-lived helpers -------------------------------------------------- */
+
+/* Run one document through sb with hook set (NULL: none). */
+static zk_rc run_hook(idx_sandbox *sb, const char *hook, char *err)
+{
+    idx_parsed *d = NULL;
+    const char *text = "# Title\n\nSome text.\n";
+    if (hook) setenv("ZK_SANDBOX_TEST", hook, 1);
+    err[0] = '\0';
+    zk_rc rc = idx_sandbox_run(sb, "doc.md", text, strlen(text), &d, err);
+    unsetenv("ZK_SANDBOX_TEST");
+    if (rc == ZK_OK) {
+        assert_non_null(d);
+        assert_int_equal(d->nblocks, 1);
+        assert_non_null(strstr(d->blocks[0].text, "Some text."));
+        assert_string_equal(d->title, "Title");
+    } else {
+        assert_null(d);
+    }
+    idx_parsed_free(d);
+    return rc;
+}
+
+/* The helper's pid, from the "pid" hook. */
+static long helper_pid(idx_sandbox *sb)
+{
+    char err[ZK_ERRLEN];
+    assert_int_equal(run_hook(sb, "pid", err), ZK_INVALID);
+    assert_memory_equal(err, "helper ", 7);
+    return atol(err + 7);
+}
+
+static void test_helper_reused(void **state)
+{
+    (void)state;
+    idx_sandbox_opts o = small_limits();
+    idx_sandbox *sb = NULL;
+    char err[ZK_ERRLEN];
+    assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
+    long pid = helper_pid(sb);
+    assert_true(pid > 0);
+    for (int i = 0; i < 50; i++) assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+    /* a parser error is the document's answer, not the helper's fault */
+    const char png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+    idx_parsed *d = NULL;
+    assert_int_equal(idx_sandbox_run(sb, "x.png", png, sizeof png - 1, &d, err), ZK_UNSUPPORTED);
+    assert_null(d);
+    assert_int_equal(helper_pid(sb), pid);
+    /* documents of any size, one after another */
+    size_t len = 2u << 20;
+    char *big = malloc(len + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < len; i++) big[i] = (i % 80 == 79) ? '\n' : (char)('a' + i % 23);
+    big[len] = '\0';
+    assert_int_equal(idx_sandbox_run(sb, "big.txt", big, len, &d, err), ZK_OK);
+    assert_int_equal(d->blocks[0].len + d->blocks[d->nblocks - 1].len > 0, 1);
+    idx_parsed_free(d);
+    free(big);
+    assert_int_equal(helper_pid(sb), pid);
+    idx_sandbox_free(sb);
+    assert_no_children();
+}
+
+/* Each document gets the whole CPU-time limit: three documents of 0.4 s in
+ * one helper pass a 1 s limit; a spinning one still fails. */
+static void test_helper_cpu_limit_per_document(void **state)
+{
+    (void)state;
+    idx_sandbox_opts o = small_limits();
+    o.wall_seconds = 10;
+    idx_sandbox *sb = NULL;
+    char err[ZK_ERRLEN];
+    assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
+    long pid = helper_pid(sb);
+    for (int i = 0; i < 3; i++) {
+        zk_rc rc = run_hook(sb, "busy", err);
+        if (rc != ZK_OK) fprintf(stderr, "busy %d: %s\n", i, err);
+        assert_int_equal(rc, ZK_OK);
+    }
+    assert_int_equal(helper_pid(sb), pid);
+    assert_int_equal(run_hook(sb, "spin", err), ZK_TOOBIG);
+    assert_string_equal(err, "parser exceeded the CPU-time limit (1 s)");
+    assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+    idx_sandbox_free(sb);
+    assert_no_children();
+}
+
+/* Memory: each document gets memory_mb above what the helper maps. */
+static void test_helper_memory_limit_per_document(void **state)
+{
+    (void)state;
+    idx_sandbox_opts o = small_limits();
+    o.wall_seconds = 10;
+    o.cpu_seconds = 10;
+    o.memory_mb = 16;
+    idx_sandbox *sb = NULL;
+    char err[ZK_ERRLEN];
+    assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_hook(sb, "alloc", err), ZK_TOOBIG);
+        assert_string_equal(err, "parser exceeded the memory limit (16 MB)");
+        assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+    }
+    /* a document larger than the limit still gets in (the limit is on top) */
+    size_t len = 24u << 20;
+    char *big = malloc(len);
+    assert_non_null(big);
+    memset(big, 'x', len);
+    for (size_t i = 99; i < len; i += 100) big[i] = ' ';
+    idx_parsed *d = NULL;
+    zk_rc rc = idx_sandbox_run(sb, "big.txt", big, len, &d, err);
+    free(big);
+    if (rc != ZK_OK) fprintf(stderr, "big: %s\n", err);
+    /* the parser's own copies may need more than 16 MB: either outcome,
+     * but a clear one, and the helper carries on */
+    assert_true(rc == ZK_OK || (rc == ZK_TOOBIG && strstr(err, "memory limit")));
+    idx_parsed_free(d);
+    assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+    idx_sandbox_free(sb);
+    assert_no_children();
+}
+
+/* After any misbehaviour the next document gets a fresh helper. */
+static void test_helper_replaced_after_failure(void **state)
+{
+    (void)state;
+    static const char *const hooks[] = {"crash", "abort", "exit", "hang", "garble", "flood", "alloc"};
+    idx_sandbox_opts o = small_limits();
+    o.max_output_mb = 1;
+    idx_sandbox *sb = NULL;
+    char err[ZK_ERRLEN];
+    assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
+    long pid = helper_pid(sb);
+    for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++) {
+        zk_rc rc = run_hook(sb, hooks[i], err);
+        fprintf(stderr, "   %-6s -> %s: %s\n", hooks[i], zk_errname(rc), err);
+        assert_true(rc == ZK_PARSE || rc == ZK_TOOBIG);
+        assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+        long now = helper_pid(sb);
+        assert_int_not_equal(now, pid);
+        pid = now;
+    }
+    idx_sandbox_free(sb);
+    assert_no_children();
+}
+
+/* A helper killed between documents (OOM killer, an admin) is replaced
+ * without failing the next document. */
+static void test_helper_dies_between_documents(void **state)
+{
+    (void)state;
+    idx_sandbox_opts o = small_limits();
+    idx_sandbox *sb = NULL;
+    char err[ZK_ERRLEN];
+    assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
+    long pid = helper_pid(sb);
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++) {
+        /* a zombie until reaped: wait for it to be one */
+        char path[64], st = 0;
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (f && fscanf(f, "%*d %*s %c", &st) == 1 && st == 'Z') { fclose(f); break; }
+        if (f) fclose(f);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
+    assert_int_not_equal(helper_pid(sb), pid);
+    idx_sandbox_free(sb);
+    assert_no_children();
+}
+
 int main(void)
 {
     unsetenv("ZK_SANDBOX_TEST");
@@ -302,6 +479,11 @@ int main(void)
         cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_eintr),
         cmocka_unit_test(test_opts_from_config),
+        cmocka_unit_test(test_helper_reused),
+        cmocka_unit_test(test_helper_cpu_limit_per_document),
+        cmocka_unit_test(test_helper_memory_limit_per_document),
+        cmocka_unit_test(test_helper_replaced_after_failure),
+        cmocka_unit_test(test_helper_dies_between_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
-/* test_tokenizer.c — unit tests for retrieval/tokenizer.c: folding, stemming,
- * CJK bigrams, the unigrams option, separators, invalid UTF-8, offsets, long
- * words, and end-to-end FTS5 use of the registered "zhiku" tokenizer. */
+/* test_tokenizer.c — unit tests for retrieval/tokenizer.c: folding, stemming
+ * (and its cache), CJK bigrams, the unigrams option, separators, invalid
+ * UTF-8, offsets, long words, end-to-end FTS5 use of the registered "zhiku"
+ * tokenizer, and pre-tokenized replay into FTS5 giving the same index. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,8 +9,10 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <libstemmer.h>
 
 #include "retrieval/tokenizer.h"
 
@@ -380,6 +383,239 @@ static void test_fts5_unigrams(void **state)
     sqlite3_close(db);
 }
 
+/* Every word's token is the stemmer's answer, whether the cache has it
+ * (repeats), has another word in its slot (collisions) or not. */
+static void test_stem_cache(void **state)
+{
+    (void)state;
+    enum { NWORDS = 3000 };
+    static char text[NWORDS * 12 * 2];
+    static char words[NWORDS][12];
+    size_t len = 0;
+    unsigned seed = 7;
+    for (int i = 0; i < NWORDS; i++) {
+        static const char *const ends[] = {"ing", "ed", "s", "ies", "ation", "ness", ""};
+        int n = 3 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 5;
+        for (int k = 0; k < n; k++) words[i][k] = (char)('a' + ((seed = seed * 1103515245u + 12345u) >> 16) % 6);
+        snprintf(words[i] + n, sizeof words[i] - (size_t)n, "%s", ends[i % 7]);
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < NWORDS; i++) len += (size_t)sprintf(text + len, "%s ", words[i]);
+    struct sb_stemmer *sb = sb_stemmer_new("english", "UTF_8");
+    assert_non_null(sb);
+    ret_tokenizer *t = ret_tokenizer_new();
+    assert_non_null(t);
+    for (int round = 0; round < 2; round++) {
+        /* one token at a time, so collected's MAXTOK is no limit */
+        size_t pos = 0;
+        for (int w = 0; w < 2 * NWORDS; w++) {
+            const char *word = words[w % NWORDS];
+            size_t wl = strlen(word);
+            collected c;
+            memset(&c, 0, sizeof c);
+            assert_int_equal(ret_tokenizer_run(t, text + pos, (int)wl, 0, &c, collect), 0);
+            const sb_symbol *want = sb_stemmer_stem(sb, (const sb_symbol *)word, (int)wl);
+            assert_int_equal(c.n, 1);
+            assert_int_equal((int)strlen(c.tok[0]), sb_stemmer_length(sb));
+            assert_memory_equal(c.tok[0], want, (size_t)sb_stemmer_length(sb));
+            pos += wl + 1;
+        }
+    }
+    ret_tokenizer_free(t);
+    sb_stemmer_delete(sb);
+}
+
+/* ---- pre-tokenized replay ---------------------------------------------- */
+
+static const char *const pre_texts[][2] = {
+    {"Running runs quickly through the databases; connected connections.", "第1节 Section 1"},
+    {"大象有很长的鼻子。知识管理系统，数据库检索。", "第2节 Section 2 > 细节"},
+    {"Mixed 中文 and English: café naïve ＦＵＬＬ width １９４９ 123abc 日本語テキスト 🐘", ""},
+    {"a", "b"},
+    {"\xff\xfe invalid \xc3 utf8 \xe4\xb8 truncated 数", "\xe6\x95"},
+    {"Supercalifragilisticexpialidociousandevenlongerthansixtyfourbytesintotalforsurethistime ok", NULL},
+    {"The same heading again", "第1节 Section 1"},
+};
+#define NPRE (sizeof pre_texts / sizeof pre_texts[0])
+
+static sqlite3 *pre_db(const char *tokenize)
+{
+    sqlite3 *db = NULL;
+    char err[ZK_ERRLEN], sql[512];
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(ret_tokenizer_register(db, err), ZK_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE c(id INTEGER PRIMARY KEY, text, heading)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < 2; i++) {
+        snprintf(sql, sizeof sql,
+                 "CREATE VIRTUAL TABLE %s USING fts5(text, heading, content='c', content_rowid='id', tokenize='%s')",
+                 i ? "pre" : "plain", tokenize);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(db, "CREATE VIRTUAL TABLE vplain USING fts5vocab(plain, 'instance');"
+                                      "CREATE VIRTUAL TABLE vpre USING fts5vocab(pre, 'instance')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    return db;
+}
+
+/* Insert the rows into c, and into table (plain or pre). */
+static void pre_insert(sqlite3 *db, const char *table, int content)
+{
+    sqlite3_stmt *st;
+    char sql[128];
+    if (content) {
+        assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO c(id, text, heading) VALUES (?,?,?)", -1, &st, NULL),
+                         SQLITE_OK);
+        for (size_t i = 0; i < NPRE; i++) {
+            sqlite3_bind_int(st, 1, (int)i + 1);
+            sqlite3_bind_text(st, 2, pre_texts[i][0], -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 3, pre_texts[i][1], -1, SQLITE_STATIC);
+            assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    snprintf(sql, sizeof sql, "INSERT INTO %s(rowid, text, heading) VALUES (?,?,?)", table);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    for (size_t i = 0; i < NPRE; i++) {
+        sqlite3_bind_int(st, 1, (int)i + 1);
+        /* explicit lengths and copies: matching is by content, not pointer */
+        sqlite3_bind_text(st, 2, pre_texts[i][0], (int)strlen(pre_texts[i][0]), SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, pre_texts[i][1], -1, SQLITE_TRANSIENT);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+}
+
+static ret_pretok *pre_tokens(ret_tokenizer *t)
+{
+    char err[ZK_ERRLEN];
+    ret_pretok *p = ret_pretok_new(t);
+    assert_non_null(p);
+    for (size_t i = 0; i < NPRE; i++)
+        for (int k = 0; k < 2; k++)
+            if (pre_texts[i][k]) assert_int_equal(ret_pretok_add(p, pre_texts[i][k], strlen(pre_texts[i][k]), err), ZK_OK);
+    return p;
+}
+
+/* Every (term, row, column, offset) of one index, in order. */
+static char *vocab(sqlite3 *db, const char *v)
+{
+    char sql[160], *out = NULL;
+    sqlite3_stmt *st;
+    snprintf(sql, sizeof sql, "SELECT group_concat(term || ':' || doc || ':' || col || ':' || offset, ' ') "
+                              "FROM (SELECT * FROM %s ORDER BY term, doc, col, offset)", v);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *s = (const char *)sqlite3_column_text(st, 0);
+    out = strdup(s ? s : "");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int integrity(sqlite3 *db, const char *table)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO %s(%s, rank) VALUES ('integrity-check', 1)", table, table);
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+static void test_pretok_replay(void **state)
+{
+    (void)state;
+    sqlite3 *db = pre_db("zhiku");
+    ret_tokenizer *t = ret_tokenizer_new();
+    ret_pretok *p = pre_tokens(t);
+    pre_insert(db, "plain", 1);
+    ret_pretok_activate(p);
+    pre_insert(db, "pre", 0);
+    ret_pretok_activate(NULL);
+    /* every text and heading came from the tokens (the empty heading
+     * needs none) */
+    assert_int_equal(ret_pretok_replayed(p), 2 * NPRE - 2);
+    char *a = vocab(db, "vplain"), *b = vocab(db, "vpre");
+    assert_true(strlen(a) > 200);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    assert_int_equal(integrity(db, "pre"), SQLITE_OK);
+    assert_int_equal(integrity(db, "plain"), SQLITE_OK);
+    /* the check is real: an index that disagrees with the content fails */
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO c(id, text) VALUES (99, 'beta');"
+                                      "INSERT INTO pre(rowid, text) VALUES (99, 'alpha')", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_not_equal(integrity(db, "pre"), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO pre(pre, rowid, text) VALUES ('delete', 99, 'alpha');"
+                                      "DELETE FROM c WHERE id = 99", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(integrity(db, "pre"), SQLITE_OK);
+
+    /* deletes (and queries) while tokens are active tokenize for real:
+     * delete the rows of pre, in reverse order, tokens active */
+    ret_pretok_activate(p);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO pre(pre, rowid, text, heading) "
+                                      "SELECT 'delete', id, text, heading FROM c ORDER BY id DESC",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM plain WHERE plain MATCH 'running'", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    ret_pretok_activate(NULL);
+    char *c = vocab(db, "vpre");
+    assert_string_equal(c, "");
+    free(c);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM c", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(integrity(db, "pre"), SQLITE_OK);
+
+    ret_pretok_free(p);
+    ret_tokenizer_free(t);
+    sqlite3_close(db);
+}
+
+/* A table whose tokenizer has other options tokenizes itself. */
+static void test_pretok_other_options(void **state)
+{
+    (void)state;
+    sqlite3 *db = pre_db("zhiku unigrams");
+    ret_tokenizer *t = ret_tokenizer_new();
+    ret_pretok *p = pre_tokens(t);
+    pre_insert(db, "plain", 1);
+    ret_pretok_activate(p);
+    pre_insert(db, "pre", 0);
+    ret_pretok_activate(NULL);
+    assert_int_equal(ret_pretok_replayed(p), 0);
+    char *a = vocab(db, "vplain"), *b = vocab(db, "vpre");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    assert_int_equal(integrity(db, "pre"), SQLITE_OK);
+    ret_pretok_free(p);
+    ret_tokenizer_free(t);
+
+    /* and the unigrams tokens replay into it */
+    t = ret_tokenizer_new_opts(1);
+    p = pre_tokens(t);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO pre(pre) VALUES ('delete-all')", NULL, NULL, NULL), SQLITE_OK);
+    ret_pretok_activate(p);
+    pre_insert(db, "pre", 0);
+    ret_pretok_activate(NULL);
+    assert_int_equal(ret_pretok_replayed(p), 2 * NPRE - 2);
+    a = vocab(db, "vplain");
+    b = vocab(db, "vpre");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    assert_int_equal(integrity(db, "pre"), SQLITE_OK);
+    ret_pretok_free(p);
+    ret_tokenizer_free(t);
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +630,9 @@ int main(void)
         cmocka_unit_test(test_stop),
         cmocka_unit_test(test_fts5),
         cmocka_unit_test(test_fts5_unigrams),
+        cmocka_unit_test(test_stem_cache),
+        cmocka_unit_test(test_pretok_replay),
+        cmocka_unit_test(test_pretok_other_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
