@@ -1,10 +1,13 @@
 #!/bin/bash
-# http_bench.sh BUILD_DIR — the HTTP load test of `make bench`:
-#  * a synthetic corpus of BENCH_HTTP_CHUNKS (default 100k) chunks, readable
-#    by everyone, and a user token with the search scope;
+# http_bench.sh BUILD_DIR — the HTTP load test of `make bench` (issue #5):
+#  * the gen_scale.py corpus of BENCH_HTTP_CHUNKS (default 100k) chunks,
+#    ingested with the CLI and cached, shared with bench/scale_bench.sh
+#    (bench/scale_data.sh); user `uall` (allowed every document through
+#    group `all`) and its search/ask token;
 #  * `zhiku serve` pinned to core 1, wrk pinned to core 0, POSTing
-#    /api/v1/search with rotating queries for BENCH_SECONDS (default 20):
-#    errors (must be 0), requests/s, p50/p99;
+#    /api/v1/search with the corpus's queries, rotating, for BENCH_SECONDS
+#    (default 20), once the server is idle (vector index loaded, any
+#    background IVF build finished): errors (must be 0), requests/s, p50/p99;
 #  * the same queries through ret_search() in-process, pinned to core 1:
 #    requests/s — the ratio HTTP/in-process shows what HTTP, auth and JSON
 #    cost (bar: >= 0.8);
@@ -23,33 +26,31 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait until a process stops using CPU (index replay, background IVF build):
+# at most 5 ticks (0.05 s) of CPU over one second, for up to $2 seconds
+wait_idle() {
+    local pid=$1 max=${2:-900} t=0 a b
+    a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || { echo "$(basename "$0"): server $pid exited" >&2; return 1; }
+    while [ "$t" -lt "$max" ]; do
+        sleep 1; t=$((t + 1))
+        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 1
+        [ $((b - a)) -le 5 ] && return 0
+        a=$b
+    done
+    echo "http_bench: server still busy after ${max}s" >&2
+}
 
-# corpus: N/5 documents of 5 chunks each, mixed Chinese/English
-python3 - "$W/corpus.jsonl" "$W/queries.txt" "$N" <<'PY'
-import json, random, sys
-out, qout, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-rng = random.Random(7)
-zh = "知识 管理 系统 文档 检索 企业 员工 数据 安全 权限 审批 流程 报销 财务 部门 会议 项目 客户 合同 服务器 数据库 网络 配置 部署 版本 更新 用户 密码 账号 培训".split()
-en = "system document search index query vector database server cluster backup policy employee access permission report budget project customer contract release".split()
-words = zh + en + ["term%d" % i for i in range(3000)]
-def sent(k): return " ".join(rng.choice(words) for _ in range(k))
-with open(out, "w") as f:
-    for d in range(n // 5):
-        text = "\n\n".join(sent(60) + "。" for _ in range(5))
-        f.write(json.dumps({"id": "d%d" % d, "title": "doc %d" % d, "text": text}, ensure_ascii=False) + "\n")
-with open(qout, "w") as f:
-    for _ in range(500): f.write(sent(rng.randint(2, 5)) + "\n")
-PY
-D="$W/data"
-ZHIKU_CHUNK_SIZE=400 "$BIN" --data-dir "$D" ingest --quiet --acl everyone --jsonl "$W/corpus.jsonl" | tail -1
-"$BIN" --data-dir "$D" user add bench >/dev/null
-TOKEN=$("$BIN" --data-dir "$D" token create --user bench --scopes search,ask 2>/dev/null)
-echo "corpus: $("$BIN" --data-dir "$D" stats --json)"
+C=$("$ROOT/bench/scale_data.sh" "$BUILD" "$N" | tail -1)
+D="$C/data"
+TOKEN=$(cat "$C/token")
+grep -v '"' "$C/queries.txt" > "$W/queries.txt" || true
+echo "corpus: $C: $("$BIN" --data-dir "$D" stats --json)"
 
 PORT=$(free_port)
 ZHIKU_SERVER_RATE_LIMIT_PER_MINUTE=0 taskset -c 1 "$BIN" --data-dir "$D" serve --listen 127.0.0.1:$PORT 2>"$W/serve.log" &
 PIDS+=($!)
-for _ in $(seq 300); do curl -sf 127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do curl -sf 127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.1; done
+wait_idle "${PIDS[0]}" 900 || { tail -5 "$W/serve.log"; exit 1; }
 cat > "$W/search.lua" <<LUA
 local queries = {}
 for line in io.lines("$W/queries.txt") do queries[#queries + 1] = line end
@@ -71,7 +72,7 @@ curl -sf -H "Authorization: Bearer $TOKEN" -X POST 127.0.0.1:$PORT/api/v1/search
 HTTP=$(taskset -c 0 wrk -t1 -c4 -d${SECS}s --timeout 10s -s "$W/search.lua" http://127.0.0.1:$PORT/ | grep '^wrk:')
 echo "$HTTP"
 kill -TERM "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true; PIDS=()
-INPROC=$(taskset -c 1 "$ROOT/$BUILD/bench/search_inproc" "$D" "$W/queries.txt" "$SECS" bench)
+INPROC=$(taskset -c 1 "$ROOT/$BUILD/bench/search_inproc" "$D" "$W/queries.txt" "$SECS" uall)
 echo "$INPROC"
 h=$(echo "$HTTP" | sed -n 's/.* \([0-9.]*\) req\/s.*/\1/p'); i=$(echo "$INPROC" | sed -n 's/.* = \([0-9.]*\) q\/s.*/\1/p')
 echo "ratio HTTP/in-process requests/s: $(awk -v h="$h" -v i="$i" 'BEGIN {printf "%.2f", h / i}') (bar >= 0.80)"
@@ -86,7 +87,8 @@ ZHIKU_LLM_PROVIDERS=fake ZHIKU_LLM_FAKE_BASE_URL=http://127.0.0.1:$FPORT/v1 ZHIK
 ZHIKU_ANSWER_MIN_BM25=0 ZHIKU_ANSWER_MIN_SIMILARITY=0 ZHIKU_SERVER_RATE_LIMIT_PER_MINUTE=0 \
     "$BIN" --data-dir "$D" serve --listen 127.0.0.1:$PORT 2>"$W/serve2.log" &
 PIDS+=($!)
-for _ in $(seq 300); do curl -sf 127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.1; done
+for _ in $(seq 600); do curl -sf 127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.1; done
+wait_idle "${PIDS[-1]}" 900 || { tail -5 "$W/serve2.log"; exit 1; }
 python3 - "$PORT" "$TOKEN" "$W/queries.txt" "$FPORT" <<'PY'
 import http.client, json, sys, time
 port, token, qfile, fport = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])

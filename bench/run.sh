@@ -1,7 +1,10 @@
 #!/bin/bash
 # run.sh BUILD_DIR — `make bench`: zhiku's benchmarks, each printing its own
-# report (figures go to docs/PERFORMANCE.md). BENCH_CHUNKS and BENCH_QUERIES
-# size the ACL benchmark (default 200000 chunks, 100 queries).
+# report (figures go to docs/PERFORMANCE.md). BENCH_SCALE_N sizes the scale
+# benchmark (default 100000 chunks; 1000000 for the million-chunk run; its
+# corpus and ingested data are cached under ${BENCH_DIR:-build/bench-data}
+# and shared with the HTTP benchmark). BENCH_CHUNKS and BENCH_QUERIES size
+# the ACL benchmark (default 200000 chunks, 100 queries).
 set -euo pipefail
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -10,6 +13,9 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(da
 echo
 echo "== ingestion: synthetic corpus vs the raw FTS5 anchor, and a real corpus"
 "$ROOT/bench/ingest_bench.sh" "$BUILD"
+echo
+echo "== scale: ingestion, start-up, memory, search vs the raw engines and the Python pipeline, recall"
+"$ROOT/bench/scale_bench.sh" "$BUILD" "${BENCH_SCALE_N:-100000}"
 echo
 echo "== HTTP load test and service overhead"
 "$ROOT/bench/http_bench.sh" "$BUILD"
