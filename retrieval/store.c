@@ -135,6 +135,21 @@ void ret_store_share_indexes(ret_store *s, ret_indexes *x)
     s->own_ix = 0;
 }
 
+/* Waiting for another connection's write lock: SQLite's default busy
+ * timeout sleeps 1, 2, 5, 10 ... 100 ms between tries, so connections of
+ * one server writing small rows (the audit log, usage, conversations)
+ * left the core idle while they queued (4 concurrent searches: 20% fewer
+ * requests/s than 1). Short sleeps first, then longer; gives up after ~10 s. */
+static int busy_wait(void *arg, int tries)
+{
+    (void)arg;
+    if (tries < 50) usleep(100);            /* 5 ms in all */
+    else if (tries < 150) usleep(1000);     /* 100 ms */
+    else if (tries < 1140) usleep(10000);   /* 9.9 s */
+    else return 0;
+    return 1;
+}
+
 /* SQLite's "database or disk is full" does not say where or what to do. */
 static zk_rc disk_full(ret_store *s, char *err, const char *what)
 {
@@ -230,7 +245,7 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
-    sqlite3_busy_timeout(s->db, 10000);
+    sqlite3_busy_handler(s->db, busy_wait, NULL);
     sqlite3_extended_result_codes(s->db, 1);
     if ((rc = ret_tokenizer_register(s->db, err)) != ZK_OK) goto out;
     if ((rc = ret_docmap_register(s->db, err)) != ZK_OK) goto out;

@@ -1,7 +1,8 @@
 /* auth.c — credentials: scrypt password hashes and API tokens (see auth.h).
  * Password hashing is called by retrieval/principal.c (user add, login) and
  * costs ~0.1 s and 32 MiB by design; token verification runs on every HTTP
- * request and is one indexed SELECT plus one small UPDATE (last_used_at).
+ * request and is one indexed SELECT, plus a small UPDATE of last_used_at
+ * when it is more than a minute old.
  * Only the SHA-256 of a token is stored; the token text leaves this file once,
  * through srv_token_create's output parameter. */
 #include <stdint.h>
@@ -275,7 +276,8 @@ zk_rc srv_token_verify(ret_store *s, const char *token, int64_t *out_user_id, un
     zk_sha256_hex(token, strlen(token), hex);
     /* the join also rejects tokens whose user is gone (should cascade anyway) */
     if (sqlite3_prepare_v2(db, "SELECT t.id, t.user_id, t.token_sha256, t.scopes, "
-                               "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch()) "
+                               "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch()), "
+                               "coalesce(t.last_used_at, 0) < unixepoch() - 60 "
                                "FROM api_tokens t JOIN principals p ON p.id = t.user_id AND p.kind = 'user' "
                                "WHERE t.token_sha256 = ?", -1, &st, NULL) != SQLITE_OK) {
         rc = zk_fail(err, ZK_DB, "token: %s", sqlite3_errmsg(db));
@@ -295,14 +297,17 @@ zk_rc srv_token_verify(ret_store *s, const char *token, int64_t *out_user_id, un
         goto out;
     }
     token_id = sqlite3_column_int64(st, 0);
+    int stale = sqlite3_column_int(st, 5);
     *out_user_id = sqlite3_column_int64(st, 1);
     if (scopes & SRV_SCOPE_ADMIN) scopes |= SRV_SCOPE_SEARCH | SRV_SCOPE_ASK | SRV_SCOPE_INGEST;
     *out_scopes = scopes;
     rc = ZK_OK;
     sqlite3_finalize(st);
     st = NULL;
-    /* bookkeeping only: a failure here (busy, read-only) does not fail the request */
-    if (sqlite3_prepare_v2(db, "UPDATE api_tokens SET last_used_at = unixepoch() WHERE id = ?", -1, &st, NULL) ==
+    /* bookkeeping only, to the minute (a write per request cost every
+     * request a write transaction); a failure here (busy, read-only) does
+     * not fail the request */
+    if (stale && sqlite3_prepare_v2(db, "UPDATE api_tokens SET last_used_at = unixepoch() WHERE id = ?", -1, &st, NULL) ==
         SQLITE_OK) {
         sqlite3_bind_int64(st, 1, token_id);
         if (sqlite3_step(st) != SQLITE_DONE)
