@@ -22,23 +22,9 @@ N=${BENCH_HTTP_CHUNKS:-100000}
 SECS=${BENCH_SECONDS:-20}
 command -v wrk >/dev/null || "$ROOT/tools/deps.sh" wrk >/dev/null
 W=$(mktemp -d /tmp/zhiku-http-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+. "$ROOT/bench/lib.sh"
+cleanup() { bench_cleanup; rm -rf "$W"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# wait until a process stops using CPU (index replay, background IVF build):
-# at most 5 ticks (0.05 s) of CPU over one second, for up to $2 seconds
-wait_idle() {
-    local pid=$1 max=${2:-900} t=0 a b
-    a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || { echo "$(basename "$0"): server $pid exited" >&2; return 1; }
-    while [ "$t" -lt "$max" ]; do
-        sleep 1; t=$((t + 1))
-        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 1
-        [ $((b - a)) -le 5 ] && return 0
-        a=$b
-    done
-    echo "http_bench: server still busy after ${max}s" >&2
-}
 
 C=$("$ROOT/bench/scale_data.sh" "$BUILD" "$N" | tail -1)
 D="$C/data"

@@ -29,25 +29,11 @@ PY_RAG=${PY_RAG:-$ROOT/../shared/bench/py_rag.py}
 LOAD_SECS=${BENCH_LOAD_SECONDS:-10}
 command -v wrk >/dev/null || "$ROOT/tools/deps.sh" wrk >/dev/null
 W=$(mktemp -d /tmp/zhiku-scale-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
+. "$ROOT/bench/lib.sh"
+cleanup() { bench_cleanup; rm -rf "$W"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 rss_mb() { awk -v k="$2" '$1 == k":" {printf "%.0f", $2 / 1024}' "/proc/$1/status" 2>/dev/null; }
-# wait until a process stops using CPU (background IVF builds, replay):
-# less than 0.05 s of CPU over one second, at most $2 seconds
-wait_idle() {
-    local pid=$1 max=${2:-900} t=0 a b
-    a=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || { echo "$(basename "$0"): server $pid exited" >&2; return 1; }
-    while [ "$t" -lt "$max" ]; do
-        sleep 1; t=$((t + 1))
-        b=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || return 1
-        [ $((b - a)) -le 5 ] && return 0
-        a=$b
-    done
-    echo "scale_bench: server still busy after ${max}s" >&2
-}
 
 C=$("$ROOT/bench/scale_data.sh" "$BUILD" "$N" | tail -1)
 D="$C/data"

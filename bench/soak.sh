@@ -47,7 +47,7 @@ cleanup() {
     [ "${SOAK_KEEP:-0}" = 1 ] && echo "soak: work dir kept: $W" || rm -rf "$W"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$ROOT/bench/lib.sh"
 
 echo "soak: ${SECS}s in ${SLICE}s slices, wrk -c$CONNS, corpus $NFILES x ${KB} KB, build $BUILD"
 python3 "$ROOT/bench/gen_corpus.py" "$W/corpus" "$NFILES" "$KB"

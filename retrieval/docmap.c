@@ -254,29 +254,33 @@ static zk_rc update_entry(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64
     }
     int need_list = want_list && e->list_seq != m->seq;
     if (e->count_seq != m->seq || need_list) {
-        /* one pass over the chunk map: count, and collect when the caller
-         * reads a minority (the vector side then scores only those) */
-        size_t n = 0;
+        /* one pass over the chunk map: count, and collect (kept only when
+         * the caller reads a minority: the vector side then scores those) */
+        size_t n = 0, cap = want_list ? 1024 : 0;
+        int64_t *l = want_list ? zk_malloc(cap * sizeof *l) : NULL;
+        if (want_list && !l) return zk_fail(err, ZK_NOMEM, "out of memory");
         for (size_t i = 1; i < m->nchunk_slots; i++) {
             int32_t d = m->chunk_doc[i];
-            if (d && m->doc_kb[d] == kb && bit(e->bits, e->nwords, d)) n++;
+            if (!d || m->doc_kb[d] != kb || !bit(e->bits, e->nwords, d)) continue;
+            if (l && n == cap) {
+                int64_t *p = zk_realloc(l, (cap *= 2) * sizeof *l);
+                if (!p) { zk_free(l); return zk_fail(err, ZK_NOMEM, "out of memory"); }
+                l = p;
+            }
+            if (l) l[n] = (int64_t)i;
+            n++;
         }
         e->allowed_chunks = n;
         e->count_seq = m->seq;
         size_t kbn = (size_t)kb < m->nkb_slots ? (size_t)m->kb_chunks[kb] : 0;
-        if (want_list && n * 2 < kbn) {
-            int64_t *l = zk_realloc(e->chunks, (n ? n : 1) * sizeof *l);
-            if (!l) return zk_fail(err, ZK_NOMEM, "out of memory");
+        zk_free(e->chunks);
+        e->chunks = NULL;
+        e->nchunks = 0;
+        if (l && n * 2 < kbn) {
             e->chunks = l;
-            e->nchunks = 0;
-            for (size_t i = 1; i < m->nchunk_slots; i++) {
-                int32_t d = m->chunk_doc[i];
-                if (d && m->doc_kb[d] == kb && bit(e->bits, e->nwords, d)) l[e->nchunks++] = (int64_t)i;
-            }
+            e->nchunks = n;
         } else {
-            zk_free(e->chunks);
-            e->chunks = NULL;
-            e->nchunks = 0;
+            zk_free(l);
         }
         e->list_seq = want_list ? m->seq : -1;
     }

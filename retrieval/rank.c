@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "retrieval/tokenizer.h"
+
 #define BM25_K1 1.2
 #define BM25_B 0.75
 
@@ -96,19 +98,12 @@ static void zk_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_conte
 
 zk_rc ret_rank_register(sqlite3 *db, char *err)
 {
-    fts5_api *api = NULL;
-    sqlite3_stmt *st = NULL;
-    zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
-        return zk_fail(err, ZK_DB, "fts5 unavailable: %s", sqlite3_errmsg(db));
-    sqlite3_bind_pointer(st, 1, &api, "fts5_api_ptr", NULL);
-    sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (!api || api->iVersion < 2)
-        rc = zk_fail(err, ZK_DB, "fts5 api not available");
-    else if (api->xCreateFunction(api, "zk_bm25", NULL, zk_bm25, NULL) != SQLITE_OK)
-        rc = zk_fail(err, ZK_DB, "register zk_bm25: %s", sqlite3_errmsg(db));
-    return rc;
+    fts5_api *api;
+    zk_rc rc = ret__fts5_api(db, &api, err);
+    if (rc != ZK_OK) return rc;
+    if (api->xCreateFunction(api, "zk_bm25", NULL, zk_bm25, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "register zk_bm25: %s", sqlite3_errmsg(db));
+    return ZK_OK;
 }
 
 /* ---- term statistics ------------------------------------------------------ */

@@ -5,7 +5,6 @@
 #include "retrieval/search.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,12 +205,16 @@ static zk_rc phrase_df(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char
     return rc;
 }
 
-static const int64_t *sort_df;   /* qsort has no context argument; guarded below */
-static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER;
-static int cmp_by_df(const void *a, const void *b)
+typedef struct {
+    int64_t df;
+    int idx;             /* position in the query */
+} term_df;
+
+static int cmp_term_df(const void *a, const void *b)
 {
-    int64_t x = sort_df[*(const int *)a], y = sort_df[*(const int *)b];
-    return x < y ? -1 : x > y;
+    const term_df *x = a, *y = b;
+    if (x->df != y->df) return x->df < y->df ? -1 : 1;
+    return x->idx - y->idx;
 }
 
 zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *query, int max_terms,
@@ -219,8 +222,8 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
 {
     char **ph = NULL;
     int n = 0, nlive = 0, nmatch = 0;
-    int64_t *df = NULL;
-    int *order = NULL;
+    term_df *t = NULL;       /* live terms, rarest first */
+    int *order = NULL;       /* their positions in the query, same order */
     double *w = NULL;
     char *matchers = NULL, *all = NULL;
     zk_rc rc = query_phrases(query, max_terms, &ph, &n, err);
@@ -228,39 +231,38 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
     *out_w = NULL;
     *out_nw = 0;
     if (rc != ZK_OK) return rc;
-    df = zk_calloc((size_t)n + 1, sizeof *df);
+    t = zk_calloc((size_t)n + 1, sizeof *t);
     order = zk_calloc((size_t)n + 1, sizeof *order);
     w = zk_calloc((size_t)n * 2 + 1, sizeof *w);
-    if (!df || !order || !w) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    if (!t || !order || !w) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
     for (int i = 0; i < n; i++) {
-        if ((rc = phrase_df(db, ts, nrows, ph[i], &df[i], err)) != ZK_OK) goto out;
-        if (df[i] > 0) order[nlive++] = i;       /* terms found nowhere add nothing */
+        int64_t df;
+        if ((rc = phrase_df(db, ts, nrows, ph[i], &df, err)) != ZK_OK) goto out;
+        if (df > 0) t[nlive++] = (term_df){df, i};   /* terms found nowhere add nothing */
     }
     if (nlive == 0) {
         *out_match = zk_strdup("");
         if (!*out_match) rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
     }
-    pthread_mutex_lock(&sort_mu);
-    sort_df = df;
-    qsort(order, (size_t)nlive, sizeof *order, cmp_by_df);
-    pthread_mutex_unlock(&sort_mu);
+    qsort(t, (size_t)nlive, sizeof *t, cmp_term_df);
+    for (int i = 0; i < nlive; i++) order[i] = t[i].idx;
     /* match on the rarest terms while their rows fit the budget; when even
      * the rarest alone does not, require the rarest few together */
     int64_t sum = 0;
     const char *op = " OR ";
-    while (nmatch < nlive && sum + df[order[nmatch]] <= budget) sum += df[order[nmatch++]];
+    while (nmatch < nlive && sum + t[nmatch].df <= budget) sum += t[nmatch++].df;
     if (nmatch == 0) {
-        double est = (double)df[order[0]];
+        double est = (double)t[0].df;
         nmatch = 1;
-        while (nmatch < nlive && est > budget) est *= (double)df[order[nmatch++]] / (double)(nrows > 0 ? nrows : 1);
+        while (nmatch < nlive && est > budget) est *= (double)t[nmatch++].df / (double)(nrows > 0 ? nrows : 1);
         op = " AND ";
     }
     int nw = 0;
     if (nmatch == nlive && op[1] == 'O') {
         /* all terms are selective: the plain OR query, every phrase scores */
         if (!(all = join_or(ph, order, nlive, " OR "))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
-        for (int i = 0; i < nlive; i++) w[nw++] = (double)df[order[i]];
+        for (int i = 0; i < nlive; i++) w[nw++] = (double)t[i].df;
         *out_match = all;
         all = NULL;
     } else {
@@ -274,14 +276,14 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
         if (!(*out_match = zk_malloc(len))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
         snprintf(*out_match, len, "(%s) AND (%s)", matchers, all);
         for (int i = 0; i < nmatch; i++) w[nw++] = 0.0;
-        for (int i = 0; i < nlive; i++) w[nw++] = (double)df[order[i]];
+        for (int i = 0; i < nlive; i++) w[nw++] = (double)t[i].df;
     }
     *out_w = w;
     *out_nw = nw;
     w = NULL;
 out:
     free_phrases(ph, n);
-    zk_free(df);
+    zk_free(t);
     zk_free(order);
     zk_free(w);
     zk_free(matchers);

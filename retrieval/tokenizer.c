@@ -292,31 +292,31 @@ static int fts5_tokenize(Fts5Tokenizer *tok, void *ctx, int flags, const char *t
                              (flags & FTS5_TOKENIZE_QUERY) != 0, &f, fts5_forward);
 }
 
-zk_rc ret_tokenizer_register(sqlite3 *db, char *err)
+zk_rc ret__fts5_api(sqlite3 *db, fts5_api **out, char *err)
 {
     fts5_api *api = NULL;
     sqlite3_stmt *stmt = NULL;
-    zk_rc rc = ZK_OK;
-    static fts5_tokenizer tokenizer = { fts5_create, fts5_delete, fts5_tokenize };
-
-    if (!db) return zk_fail(err, ZK_INVALID, "register tokenizer: no database");
-    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL) != SQLITE_OK) {
-        rc = zk_fail(err, ZK_DB, "fts5 unavailable: %s", sqlite3_errmsg(db));
-        goto out;
-    }
+    *out = NULL;
+    if (!db) return zk_fail(err, ZK_INVALID, "fts5: no database");
+    if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &stmt, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "fts5 unavailable: %s", sqlite3_errmsg(db));
     sqlite3_bind_pointer(stmt, 1, &api, "fts5_api_ptr", NULL);
     sqlite3_step(stmt);
-    if (!api || api->iVersion < 2) {
-        rc = zk_fail(err, ZK_DB, "fts5 api not available");
-        goto out;
-    }
-    if (api->xCreateTokenizer(api, "zhiku", NULL, &tokenizer, NULL) != SQLITE_OK) {
-        rc = zk_fail(err, ZK_DB, "register tokenizer zhiku: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-out:
     sqlite3_finalize(stmt);
-    return rc;
+    if (!api || api->iVersion < 2) return zk_fail(err, ZK_DB, "fts5 api not available");
+    *out = api;
+    return ZK_OK;
+}
+
+zk_rc ret_tokenizer_register(sqlite3 *db, char *err)
+{
+    static fts5_tokenizer tokenizer = { fts5_create, fts5_delete, fts5_tokenize };
+    fts5_api *api;
+    zk_rc rc = ret__fts5_api(db, &api, err);
+    if (rc != ZK_OK) return rc;
+    if (api->xCreateTokenizer(api, "zhiku", NULL, &tokenizer, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "register tokenizer zhiku: %s", sqlite3_errmsg(db));
+    return ZK_OK;
 }
 
 /* ---- pre-tokenized text ----------------------------------------------------

@@ -48,6 +48,8 @@ int ret_tokenizer_run(ret_tokenizer *t, const char *text, int len, int for_query
 
 /* Register the FTS5 tokenizer "zhiku" on db. */
 zk_rc ret_tokenizer_register(sqlite3 *db, char *err);
+/* The connection's FTS5 API (version 2 or later), for registering functions. */
+zk_rc ret__fts5_api(sqlite3 *db, fts5_api **out, char *err);
 
 /* ---- pre-tokenized text: tokenizing off the writer thread ------------------
  * Bulk ingestion tokenizes chunks in its worker threads and hands the tokens
