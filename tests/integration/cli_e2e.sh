@@ -330,7 +330,7 @@ mkdir -p "$PWD/check"
 printf 'Verbfolder document about tapirs.\n' >"$PWD/check/t.txt"
 cd "$PWD"
 zk_run --data-dir "$PWD/dv" ingest check
-[ "$RC" = 0 ] && ! printf '%s\n' "$OUT" | grep -qx ok || fail "'zhiku ingest check' ran another verb (rc=$RC): $OUT"
+[ "$RC" = 0 ] && ! grep -qx ok <<<"$OUT" || fail "'zhiku ingest check' ran another verb (rc=$RC): $OUT"
 ok "ingest of a folder named 'check' runs only ingest"
 
 finish

@@ -174,7 +174,7 @@ assert_eq "$(sql "$DB" "SELECT count(*) FROM documents WHERE status = 'failed' A
 echo "   outcomes of the bad files:"
 printf '%s\n' "$REPORT" | grep -E "/bad_[0-9]+\." | sed -E 's/^([a-z]+) +[^ ]*\/bad_[0-9]+\.([a-z]+)(: | \()?(.*)$/\1 .\2 \4/; s/\(?[0-9]+ chunks\)/N chunks/; s/[0-9]+/N/g' |
     sort | uniq -c | sort -rn | head -40
-if printf '%s\n' "$REPORT" | grep -qE '/bad_[0-9]+\.[a-z]+: parser (crashed|exceeded|failed|output)'; then
+if grep -qE '/bad_[0-9]+\.[a-z]+: parser (crashed|exceeded|failed|output)' <<<"$REPORT"; then
     ok "sandbox reasons reach the report"
 fi
 [ "$(printf '%s\n' "$REPORT" | grep -cE '^failed .*out of memory$' || true)" = 0 ] || fail "a parser OOM surfaced as a fatal out-of-memory"
