@@ -98,7 +98,15 @@ print(status, "%.3f" % (time.time() - t0))
 print(out.decode("utf-8", "replace"))
 PY
 export BASE GSECRET SSECRET
-send() { local o; o=$(python3 send.py "$@"); STATUS=${o%% *}; SECS=$(printf '%s' "$o" | head -1 | cut -d' ' -f2); BODY=$(printf '%s' "$o" | tail -n +2); }
+# (split with expansions, not `printf | head -1`: a long answer is written in
+# several chunks, head exits after the first, and pipefail made the SIGPIPE
+# end the test silently)
+send() {
+    local o first; o=$(python3 send.py "$@")
+    first=${o%%$'\n'*}; STATUS=${first%% *}; SECS=${first#* }
+    BODY=${o#*$'\n'}; [ "$BODY" = "$o" ] && BODY=""
+    return 0
+}
 
 note "generic webhook: synchronous answers"
 send generic '{"user":"alice","question":"How many days of walrus leave do employees get?"}'
