@@ -2,7 +2,9 @@
  * queries through ret_search() as the server runs them (a user caller,
  * default options), for SECONDS seconds on one thread; prints queries/s and
  * p50/p99 latency. Pin it to the core the server gets (taskset) so the two
- * are comparable. Usage: search_inproc DATA_DIR QUERIES.txt SECONDS USER */
+ * are comparable. A warm-up of WARMUP seconds (default 0) runs the same
+ * queries first, as the HTTP test warms the server.
+ * Usage: search_inproc DATA_DIR QUERIES.txt SECONDS USER [WARMUP] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,8 @@ static int cmpd(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: search_inproc DATA_DIR QUERIES.txt SECONDS USER\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: search_inproc DATA_DIR QUERIES.txt SECONDS USER [WARMUP]\n");
         return 2;
     }
     char err[ZK_ERRLEN];
@@ -44,13 +46,16 @@ int main(int argc, char **argv)
         if (qs[nq][0]) nq++;
     }
     if (f) fclose(f);
-    {   /* warm up: load and replay the vector index, as the server did before /readyz */
+    /* warm up: load and replay the vector index, as the server did before
+     * /readyz, then WARMUP seconds of the queries */
+    double warm = argc == 6 ? atof(argv[5]) : 0, w0 = zk_now();
+    for (int i = 0; nq && (i == 0 || zk_now() - w0 < warm); i++) {
         ret_search_opts o;
         ret_search_opts_init(&o, cfg);
         o.caller = &who;
         ret_hit *h;
         size_t nh;
-        if (nq && ret_search(s, e, qs[0], &o, &h, &nh, err) == ZK_OK) ret_hits_free(h, nh);
+        if (ret_search(s, e, qs[i % nq], &o, &h, &nh, err) == ZK_OK) ret_hits_free(h, nh);
     }
     double secs = atof(argv[3]), t0 = zk_now();
     size_t cap = 1 << 20, n = 0;

@@ -1,7 +1,8 @@
 /* cmd_backup.c — `zhiku backup DEST`: a consistent copy of a live data
  * directory. Order matters: the vector snapshots first (derived; replay
  * brings an older snapshot up to date, a newer one would be rebuilt), then
- * the database through SQLite's online backup API in small steps, then the
+ * the database through SQLite's online backup API in small steps, the audit
+ * log's own database (audit.db) likewise, then the
  * blobs (immutable, content-addressed: hard-linked when possible), so every
  * blob the copied database refers to is present. Runs next to a serving or
  * ingesting zhiku; in WAL mode the copy never blocks their writes. */
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "retrieval/audit.h"
 
 #define BACKUP_STEP_PAGES 256      /* ~1 MiB at 4 KiB pages per read transaction */
 #define BACKUP_MAX_RESTARTS 3      /* then copy in one step (a WAL read snapshot) */
@@ -232,6 +234,7 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
              "Copy the data directory into DEST (created if missing; must not already\n"
              "hold a backup) while zhiku keeps serving and ingesting:\n"
              "  DEST/zhiku.db    consistent snapshot (SQLite online backup API)\n"
+             "  DEST/audit.db    the audit log, likewise\n"
              "  DEST/blobs/      original uploads (hard links when on the same file system)\n"
              "  DEST/vectors/    vector index snapshots (derived; rebuilt if missing or stale)\n"
              "To restore: stop the server, move the old data directory away, copy DEST to\n"
@@ -281,6 +284,19 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
     if (!ok) {
         return cli_fail(c, zk_fail(c->err, ZK_CORRUPT, "the copy %s failed PRAGMA quick_check", dbpath));
     }
+    /* the audit log: its own file (retrieval/audit.h); a directory from
+     * before audit.db keeps it inside zhiku.db, already copied */
+    char apath[PATH_MAX + 16];
+    int apages = 0, arestarts = 0, aok = 0;
+    sqlite3 *adb = ret_audit_db(c->store, &rc, c->err);
+    if (!adb && rc != ZK_NOTFOUND) return cli_fail(c, rc);
+    if (adb && adb != ret_store_db(c->store)) {
+        snprintf(apath, sizeof apath, "%s/audit.db", dst);
+        if ((rc = backup_db(adb, apath, &apages, &arestarts, c->err)) != ZK_OK ||
+            (rc = check_copy(apath, &aok, c->err)) != ZK_OK)
+            return cli_fail(c, rc);
+        if (!aok) return cli_fail(c, zk_fail(c->err, ZK_CORRUPT, "the copy %s failed PRAGMA quick_check", apath));
+    }
     snprintf(sdir, sizeof sdir, "%s/blobs", src);
     snprintf(ddir, sizeof ddir, "%s/blobs", dst);
     if (zk_mkdir_p(ddir) != 0) {
@@ -293,6 +309,7 @@ int cmd_backup(cli_ctx *c, int argc, char **argv)
     stat(dbpath, &sb);
     printf("database: %s (%d pages, %lld bytes, %.2f s, %d restarts, quick_check ok)\n", dbpath, pages,
            (long long)sb.st_size, secs, restarts);
+    if (aok) printf("audit:    %s (%d pages, quick_check ok)\n", apath, apages);
     printf("blobs:    %ld files (%ld linked, %ld copied, %lld bytes)\n", blobs.files, blobs.linked, blobs.copied,
            blobs.bytes);
     if (no_vectors) printf("vectors:  skipped (rebuilt from the database on first use)\n");

@@ -5,6 +5,7 @@
  * the last prune is a process-wide atomic (the only state here; server worker
  * threads share it, and one compare-and-swap elects the thread that prunes). */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,8 +13,21 @@
 #include <jansson.h>
 
 #include "retrieval/audit.h"
+#include "retrieval/stmt.h"
 
 #define PRUNE_INTERVAL 60
+
+/* audit.db's schema (zhiku.db's 002_acl created the same table there) */
+static const char audit_schema[] =
+    "CREATE TABLE IF NOT EXISTS audit_log ("
+    " id        INTEGER PRIMARY KEY,"
+    " at        INTEGER NOT NULL DEFAULT (unixepoch()),"
+    " principal TEXT NOT NULL,"            /* "user:NAME" or "admin" */
+    " action    TEXT NOT NULL,"            /* search | ask | ... */
+    " kb_id     INTEGER,"
+    " query     TEXT,"
+    " results   TEXT);"                    /* JSON array of {"doc": ID, "chunk": ID} */
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit_log(at);";
 
 static _Atomic long long last_prune;   /* unix seconds of the last prune, 0 = never */
 
@@ -22,6 +36,98 @@ void ret__audit_prune_reset(void);
 void ret__audit_prune_reset(void)
 {
     atomic_store(&last_prune, 0);
+}
+
+zk_rc ret__audit_open(const char *dir, int readonly, sqlite3 **out, char *err)
+{
+    char path[4096];
+    sqlite3 *db = NULL;
+    char *msg = NULL;
+    *out = NULL;
+    if (snprintf(path, sizeof path, "%s/audit.db", dir) >= (int)sizeof path)
+        return zk_fail(err, ZK_INVALID, "path too long");
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        zk_rc rc = zk_fail(err, readonly && db && sqlite3_errcode(db) == SQLITE_CANTOPEN ? ZK_NOTFOUND : ZK_DB,
+                           "cannot open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return rc;
+    }
+    ret__busy_handler(db);
+    sqlite3_extended_result_codes(db, 1);
+    if (!readonly && sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL, NULL, &msg) == SQLITE_OK)
+        sqlite3_exec(db, audit_schema, NULL, NULL, &msg);
+    if (msg) {
+        zk_rc rc = zk_fail(err, ZK_DB, "%s: %s", path, msg);
+        sqlite3_free(msg);
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return ZK_OK;
+}
+
+static int has_table(sqlite3 *db, const char *schema)
+{
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s.sqlite_schema WHERE type = 'table' AND name = 'audit_log'", schema);
+    int yes = sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return yes;
+}
+
+static int has_rows(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int yes = sqlite3_prepare_v2(db, "SELECT 1 FROM main.audit_log LIMIT 1", -1, &st, NULL) == SQLITE_OK &&
+              sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return yes;
+}
+
+/* Copy then drop in one transaction over both files; a crash between the
+ * two commits leaves rows in both, and INSERT OR IGNORE (same ids) makes the
+ * next open finish the move without duplicates. */
+zk_rc ret__audit_adopt(sqlite3 *main_db, const char *dir, char *err)
+{
+    if (!has_table(main_db, "main")) return ZK_OK;
+    char *msg = NULL;
+    if (!has_rows(main_db)) {   /* a new directory: audit.db is created on first use */
+        if (sqlite3_exec(main_db, "DROP TABLE IF EXISTS main.audit_log", NULL, NULL, &msg) == SQLITE_OK) return ZK_OK;
+        zk_rc rc = zk_fail(err, ZK_DB, "audit log: %s", msg ? msg : sqlite3_errmsg(main_db));
+        sqlite3_free(msg);
+        return rc;
+    }
+    sqlite3 *adb = NULL;
+    zk_rc rc = ret__audit_open(dir, 0, &adb, err);   /* creates the file and its schema */
+    sqlite3_close(adb);
+    if (rc != ZK_OK) return rc;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/audit.db", dir);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(main_db, "ATTACH ? AS zk_audit", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC) != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE) {
+        rc = zk_fail(err, ZK_DB, "audit log: attaching %s: %s", path, sqlite3_errmsg(main_db));
+        sqlite3_finalize(st);
+        return rc;
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_exec(main_db, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK) {
+        /* another process may have moved them while this one waited */
+        if (has_table(main_db, "main") &&
+            sqlite3_exec(main_db, "INSERT OR IGNORE INTO zk_audit.audit_log(id, at, principal, action, kb_id, query, results) "
+                                  "SELECT id, at, principal, action, kb_id, query, results FROM main.audit_log; "
+                                  "DROP TABLE main.audit_log;", NULL, NULL, &msg) != SQLITE_OK) {
+            sqlite3_exec(main_db, "ROLLBACK", NULL, NULL, NULL);
+        } else if (sqlite3_exec(main_db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            sqlite3_exec(main_db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    if (msg) rc = zk_fail(err, ZK_DB, "audit log: moving rows to %s: %s", path, msg);
+    sqlite3_free(msg);
+    sqlite3_exec(main_db, "DETACH zk_audit", NULL, NULL, NULL);
+    return rc;
 }
 
 /* 1 when this caller should prune now (and claims the slot). */
@@ -47,13 +153,15 @@ zk_rc ret_audit_record(ret_store *s, const char *principal, const char *action, 
                        const char *query, const ret_audit_ref *refs, size_t nrefs,
                        int retention_days, char *err)
 {
-    sqlite3 *db = ret_store_db(s);
+    zk_rc orc;
+    sqlite3 *db = ret_audit_db(s, &orc, err);
     sqlite3_stmt *st = NULL;
     json_t *arr = NULL;
     char *results = NULL;
     zk_rc rc = ZK_OK;
     if (!principal || !*principal || !action || !*action || (nrefs && !refs))
         return zk_fail(err, ZK_INVALID, "audit: principal and action are required");
+    if (!db) return orc;
     if (!(arr = json_array())) {
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
@@ -69,8 +177,7 @@ zk_rc ret_audit_record(ret_store *s, const char *principal, const char *action, 
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
     }
-    if (sqlite3_prepare_v2(db, "INSERT INTO audit_log(principal, action, kb_id, query, results) VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (ret__prepare(db, "INSERT INTO audit_log(principal, action, kb_id, query, results) VALUES (?, ?, ?, ?, ?)", &st) != SQLITE_OK) {
         rc = zk_fail(err, ZK_DB, "audit: %s", sqlite3_errmsg(db));
         goto out;
     }
@@ -87,7 +194,7 @@ zk_rc ret_audit_record(ret_store *s, const char *principal, const char *action, 
     }
     if (retention_days > 0 && prune_due()) rc = prune(db, retention_days, err);
 out:
-    sqlite3_finalize(st);
+    ret__release(st);
     free(results);
     json_decref(arr);
     return rc;
@@ -102,10 +209,11 @@ static void print_clean(FILE *out, const char *q)
 
 zk_rc ret_audit_export(ret_store *s, FILE *out, int json, int64_t since, int limit, char *err)
 {
-    sqlite3 *db = ret_store_db(s);
     sqlite3_stmt *st = NULL;
     int step, rows = 0;
     zk_rc rc = ZK_OK;
+    sqlite3 *db = ret_audit_db(s, &rc, err);
+    if (!db) return rc == ZK_NOTFOUND ? ZK_OK : rc;   /* nothing logged yet */
     /* the newest `limit` rows, printed oldest first */
     const char *sql = "SELECT id, at, principal, action, kb_id, query, results, datetime(at, 'unixepoch') FROM "
                       "(SELECT * FROM audit_log WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?) "

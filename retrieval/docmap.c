@@ -6,6 +6,7 @@
  * document, 40 MB of chunk map at 10M chunks. Caller bitmaps live in a small
  * LRU keyed by principal set and kb. */
 #include "retrieval/docmap.h"
+#include "retrieval/stmt.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -108,9 +109,9 @@ static zk_rc read_versions(sqlite3 *db, versions *v, char *err)
 {
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT (SELECT coalesce(max(seq), 0) FROM changes), "
+    if (ret__prepare(db, "SELECT (SELECT coalesce(max(seq), 0) FROM changes), "
                                "(SELECT seq FROM acl_version WHERE id = 1), "
-                               "(SELECT coalesce(max(id), 0) FROM documents)", -1, &st, NULL) != SQLITE_OK ||
+                               "(SELECT coalesce(max(id), 0) FROM documents)", &st) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     } else {
@@ -118,7 +119,7 @@ static zk_rc read_versions(sqlite3 *db, versions *v, char *err)
         v->acl_seq = sqlite3_column_int64(st, 1);
         v->max_doc = sqlite3_column_int64(st, 2);
     }
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 

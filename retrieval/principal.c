@@ -10,6 +10,7 @@
 
 #include "server/auth.h"
 #include "utf8.h"
+#include "retrieval/stmt.h"
 
 #define NAME_MAX_CHARS 64
 #define PASSWORD_MAX   1024
@@ -105,10 +106,9 @@ static int64_t everyone_id(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
     int64_t id = 0;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM principals WHERE kind = 'group' AND name = 'everyone'", -1, &st,
-                           NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (ret__prepare(db, "SELECT id FROM principals WHERE kind = 'group' AND name = 'everyone'", &st) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    ret__release(st);
     return id;
 }
 
@@ -120,7 +120,7 @@ zk_rc ret_principal_find(ret_store *s, ret_principal_kind kind, const char *name
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
     if (!name || !name[0]) return zk_fail(err, ZK_INVALID, "empty %s name", kind_name(kind));
-    if (sqlite3_prepare_v2(db, "SELECT id FROM principals WHERE kind = ? AND name = ?", -1, &st, NULL) != SQLITE_OK)
+    if (ret__prepare(db, "SELECT id FROM principals WHERE kind = ? AND name = ?", &st) != SQLITE_OK)
         return db_fail(db, err, "principal lookup");
     sqlite3_bind_text(st, 1, kind_name(kind), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -128,7 +128,7 @@ zk_rc ret_principal_find(ret_store *s, ret_principal_kind kind, const char *name
     if (r == SQLITE_ROW) *out_id = sqlite3_column_int64(st, 0);
     else if (r == SQLITE_DONE) rc = zk_fail(err, ZK_NOTFOUND, "no %s named '%s'", kind_name(kind), name);
     else rc = db_fail(db, err, "principal lookup");
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 
@@ -465,13 +465,13 @@ zk_rc ret_principal_set(ret_store *s, int64_t user_id, int64_t **out_ids, size_t
     *out_ids = NULL;
     *out_n = 0;
     if (out_admin) *out_admin = 0;
-    if (sqlite3_prepare_v2(db, "SELECT is_admin FROM principals WHERE id = ? AND kind = 'user'", -1, &st, NULL) !=
+    if (ret__prepare(db, "SELECT is_admin FROM principals WHERE id = ? AND kind = 'user'", &st) !=
         SQLITE_OK)
         return db_fail(db, err, "user lookup");
     sqlite3_bind_int64(st, 1, user_id);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) admin = sqlite3_column_int(st, 0) != 0;
-    sqlite3_finalize(st);
+    ret__release(st);
     st = NULL;
     if (r == SQLITE_DONE) return zk_fail(err, ZK_NOTFOUND, "no user with id %lld", (long long)user_id);
     if (r != SQLITE_ROW) return db_fail(db, err, "user lookup");
@@ -483,7 +483,7 @@ zk_rc ret_principal_set(ret_store *s, int64_t user_id, int64_t **out_ids, size_t
         "  UNION SELECT m.group_id FROM memberships m JOIN up ON m.member_id = up.id)"
         " SELECT ?1 UNION SELECT id FROM up"
         " UNION SELECT ?2 WHERE ?2 > 0 ORDER BY 1";
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return db_fail(db, err, "principal set");
+    if (ret__prepare(db, sql, &st) != SQLITE_OK) return db_fail(db, err, "principal set");
     sqlite3_bind_int64(st, 1, user_id);
     sqlite3_bind_int64(st, 2, everyone_id(db));
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -501,7 +501,7 @@ zk_rc ret_principal_set(ret_store *s, int64_t user_id, int64_t **out_ids, size_t
     ids = NULL;
     if (out_admin) *out_admin = admin;
 out:
-    sqlite3_finalize(st);
+    ret__release(st);
     zk_free(ids);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "retrieval/docmap.h"
 #include "retrieval/rank.h"
 #include "retrieval/tokenizer.h"
+#include "retrieval/stmt.h"
 
 zk_rc ret_mode_parse(const char *s, ret_mode *out)
 {
@@ -192,7 +193,7 @@ static zk_rc phrase_df(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char
     if (ret_termstats_get(ts, phrase, nrows, df)) return ZK_OK;
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", -1, &st, NULL) != SQLITE_OK)
+    if (ret__prepare(db, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", &st) != SQLITE_OK)
         return zk_fail(err, ZK_DB, "term statistics: %s", sqlite3_errmsg(db));
     sqlite3_bind_text(st, 1, phrase, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -201,7 +202,7 @@ static zk_rc phrase_df(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char
     } else {
         rc = zk_fail(err, ZK_DB, "term statistics: %s", sqlite3_errmsg(db));
     }
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 
@@ -343,7 +344,7 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
     }
-    int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+    int prc = ret__prepare(db, buf_cstr(&sql), &st);
     buf_free(&sql);
     if (prc != SQLITE_OK) {
         rc = zk_fail(err, ZK_DB, "bm25 query: %s", sqlite3_errmsg(db));
@@ -369,7 +370,7 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     }
     if (r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "bm25 query: %s", sqlite3_errmsg(db));
 out:
-    sqlite3_finalize(st);
+    ret__release(st);
     zk_free(match);
     zk_free(w);
     return rc;
@@ -404,7 +405,7 @@ static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **ou
         buf_free(&sql);
         return zk_fail(err, ZK_NOMEM, "out of memory");
     }
-    int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+    int prc = ret__prepare(db, buf_cstr(&sql), &st);
     buf_free(&sql);
     if (prc != SQLITE_OK) return zk_fail(err, ZK_DB, "allowed set: %s", sqlite3_errmsg(db));
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":kb"), o->kb);
@@ -420,7 +421,7 @@ static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **ou
         ids[n++] = sqlite3_column_int64(st, 0);
     }
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "allowed set: %s", sqlite3_errmsg(db));
-    sqlite3_finalize(st);
+    ret__release(st);
     if (rc != ZK_OK) { zk_free(ids); return rc; }
     *out = ids;
     *out_n = n;
@@ -674,7 +675,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
             rc = zk_fail(err, ZK_NOMEM, "out of memory");
             goto out;
         }
-        int prc = sqlite3_prepare_v2(db, buf_cstr(&sql), -1, &st, NULL);
+        int prc = ret__prepare(db, buf_cstr(&sql), &st);
         buf_free(&sql);
         if (prc != SQLITE_OK) {
             rc = zk_fail(err, ZK_DB, "load hits: %s", sqlite3_errmsg(db));
@@ -719,7 +720,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     }
 out:
     ret_view_release(&view);
-    sqlite3_finalize(st);
+    ret__release(st);
     ret_tokenizer_free(t);
     zk_free(c);
     if (rc != ZK_OK) {

@@ -16,11 +16,13 @@
 
 #include "buf.h"
 #include "half.h"
+#include "retrieval/audit.h"
 #include "retrieval/docmap.h"
 #include "retrieval/rank.h"
 #include "retrieval/tokenizer.h"
 #include "retrieval/vindex_int.h"
 #include "schema/schema.h"
+#include "retrieval/stmt.h"
 
 #define MAX_KB_INDEXES 64
 
@@ -55,6 +57,8 @@ struct ret_store {
     sqlite3_stmt *rollback;   /* "ROLLBACK", prepared at open: works when memory or disk is short */
     ret_indexes *ix;    /* vector indexes (own or shared) */
     int own_ix;
+    sqlite3 *audit;     /* audit.db (retrieval/audit.h), opened on first use */
+    int audit_in_main;  /* read-only store of a directory from before audit.db */
 };
 
 static zk_rc indexes_save(ret_indexes *x, int finish_builds, char *err);
@@ -148,6 +152,11 @@ static int busy_wait(void *arg, int tries)
     else if (tries < 1140) usleep(10000);   /* 9.9 s */
     else return 0;
     return 1;
+}
+
+void ret__busy_handler(sqlite3 *db)
+{
+    sqlite3_busy_handler(db, busy_wait, NULL);
 }
 
 /* SQLite's "database or disk is full" does not say where or what to do. */
@@ -245,7 +254,7 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
-    sqlite3_busy_handler(s->db, busy_wait, NULL);
+    ret__busy_handler(s->db);
     sqlite3_extended_result_codes(s->db, 1);
     if ((rc = ret_tokenizer_register(s->db, err)) != ZK_OK) goto out;
     if ((rc = ret_docmap_register(s->db, err)) != ZK_OK) goto out;
@@ -256,6 +265,7 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
         if ((rc = exec(s, "PRAGMA journal_mode=WAL", err)) != ZK_OK) goto out;
         if ((rc = exec(s, "PRAGMA synchronous=NORMAL", err)) != ZK_OK) goto out;
         if ((rc = migrate(s, err)) != ZK_OK) goto out;
+        if ((rc = ret__audit_adopt(s->db, data_dir, err)) != ZK_OK) goto out;
         snprintf(path, sizeof path, "%s/vectors", data_dir);
         if (zk_mkdir_p(path) != 0) {
             rc = zk_fail(err, ZK_IO, "cannot create %s: %s", path, strerror(errno));
@@ -287,12 +297,36 @@ void ret_store_close(ret_store *s)
         ret_indexes_free(s->ix);
     }
     sqlite3_finalize(s->rollback);
-    if (s->db) sqlite3_close_v2(s->db);
+    if (s->audit) {
+        ret__stmt_clear(s->audit);
+        sqlite3_close_v2(s->audit);
+    }
+    if (s->db) {
+        ret__stmt_clear(s->db);
+        sqlite3_close_v2(s->db);
+    }
     zk_free(s->dir);
     zk_free(s);
 }
 
 sqlite3 *ret_store_db(ret_store *s) { return s->db; }
+
+sqlite3 *ret_audit_db(ret_store *s, zk_rc *rc, char *err)
+{
+    *rc = ZK_OK;
+    if (s->audit_in_main) return s->db;
+    if (!s->audit && (*rc = ret__audit_open(s->dir, s->readonly, &s->audit, err)) != ZK_OK) {
+        sqlite3_stmt *st = NULL;
+        if (*rc == ZK_NOTFOUND && sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_schema WHERE name = 'audit_log'",
+                                                    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+            s->audit_in_main = 1;
+            *rc = ZK_OK;
+        }
+        sqlite3_finalize(st);
+        return s->audit_in_main ? s->db : NULL;
+    }
+    return s->audit;
+}
 const char *ret_store_dir(const ret_store *s) { return s->dir; }
 int ret_store_schema_version(ret_store *s) { return current_version(s); }
 
@@ -395,14 +429,14 @@ zk_rc ret_kb_id(ret_store *s, const char *name, int64_t *out_kb, char *err)
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
     if (!name) name = "default";
-    if (sqlite3_prepare_v2(s->db, "SELECT id FROM kb WHERE name = ?", -1, &st, NULL) != SQLITE_OK)
+    if (ret__prepare(s->db, "SELECT id FROM kb WHERE name = ?", &st) != SQLITE_OK)
         return db_fail(s, err, "kb lookup");
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) *out_kb = sqlite3_column_int64(st, 0);
     else if (r == SQLITE_DONE) rc = zk_fail(err, ZK_NOTFOUND, "no knowledge base named '%s'", name);
     else rc = db_fail(s, err, "kb lookup");
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 
@@ -412,7 +446,7 @@ static zk_rc kb_model(ret_store *s, int64_t kb, char *model, size_t cap, int *di
     zk_rc rc = ZK_OK;
     model[0] = '\0';
     *dim = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT embed_model, embed_dim FROM kb WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+    if (ret__prepare(s->db, "SELECT embed_model, embed_dim FROM kb WHERE id = ?", &st) != SQLITE_OK)
         return db_fail(s, err, "kb lookup");
     sqlite3_bind_int64(st, 1, kb);
     int r = sqlite3_step(st);
@@ -426,7 +460,7 @@ static zk_rc kb_model(ret_store *s, int64_t kb, char *model, size_t cap, int *di
     } else {
         rc = db_fail(s, err, "kb lookup");
     }
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 
@@ -767,11 +801,11 @@ static int64_t max_seq(ret_store *s, int64_t kb)
 {
     sqlite3_stmt *st = NULL;
     int64_t seq = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT max(seq) FROM changes WHERE kb_id = ?", -1, &st, NULL) == SQLITE_OK) {
+    if (ret__prepare(s->db, "SELECT max(seq) FROM changes WHERE kb_id = ?", &st) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, kb);
         if (sqlite3_step(st) == SQLITE_ROW) seq = sqlite3_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
+    ret__release(st);
     return seq;
 }
 
@@ -1143,6 +1177,23 @@ zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err)
     }
     sqlite3_finalize(st);
     st = NULL;
+
+    sqlite3 *adb = ret_audit_db(s, &rc, err);
+    if (adb && adb != s->db && sqlite3_prepare_v2(adb, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *m = (const char *)sqlite3_column_text(st, 0);
+            if (m && strcmp(m, "ok")) { fprintf(out, "audit.db integrity: %s\n", m); problems++; }
+        }
+    } else if (adb && adb != s->db) {
+        fprintf(out, "audit.db: %s\n", sqlite3_errmsg(adb));
+        problems++;
+    } else if (!adb && rc != ZK_NOTFOUND) {
+        fprintf(out, "audit.db: %s\n", err);
+        problems++;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = ZK_OK;
 
     char *msg = NULL;
     if (sqlite3_exec(s->db, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)",

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "server/auth.h"
+#include "retrieval/stmt.h"
 
 /* scrypt parameters for new hashes, and the limits accepted when verifying
  * an existing hash (a hostile or corrupt hash must not cost more than a few
@@ -275,11 +276,11 @@ zk_rc srv_token_verify(ret_store *s, const char *token, int64_t *out_user_id, un
     if (!token_well_formed(token)) return zk_fail(err, ZK_INVALID, bad);
     zk_sha256_hex(token, strlen(token), hex);
     /* the join also rejects tokens whose user is gone (should cascade anyway) */
-    if (sqlite3_prepare_v2(db, "SELECT t.id, t.user_id, t.token_sha256, t.scopes, "
+    if (ret__prepare(db, "SELECT t.id, t.user_id, t.token_sha256, t.scopes, "
                                "t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > unixepoch()), "
                                "coalesce(t.last_used_at, 0) < unixepoch() - 60 "
                                "FROM api_tokens t JOIN principals p ON p.id = t.user_id AND p.kind = 'user' "
-                               "WHERE t.token_sha256 = ?", -1, &st, NULL) != SQLITE_OK) {
+                               "WHERE t.token_sha256 = ?", &st) != SQLITE_OK) {
         rc = zk_fail(err, ZK_DB, "token: %s", sqlite3_errmsg(db));
         goto out;
     }
@@ -302,19 +303,19 @@ zk_rc srv_token_verify(ret_store *s, const char *token, int64_t *out_user_id, un
     if (scopes & SRV_SCOPE_ADMIN) scopes |= SRV_SCOPE_SEARCH | SRV_SCOPE_ASK | SRV_SCOPE_INGEST;
     *out_scopes = scopes;
     rc = ZK_OK;
-    sqlite3_finalize(st);
+    ret__release(st);
     st = NULL;
     /* bookkeeping only, to the minute (a write per request cost every
      * request a write transaction); a failure here (busy, read-only) does
      * not fail the request */
-    if (stale && sqlite3_prepare_v2(db, "UPDATE api_tokens SET last_used_at = unixepoch() WHERE id = ?", -1, &st, NULL) ==
+    if (stale && ret__prepare(db, "UPDATE api_tokens SET last_used_at = unixepoch() WHERE id = ?", &st) ==
         SQLITE_OK) {
         sqlite3_bind_int64(st, 1, token_id);
         if (sqlite3_step(st) != SQLITE_DONE)
             ZK_LOG(ZK_LOG_DEBUG, "token %lld: last_used_at not updated: %s", (long long)token_id, sqlite3_errmsg(db));
     }
 out:
-    sqlite3_finalize(st);
+    ret__release(st);
     return rc;
 }
 

@@ -34,6 +34,7 @@
 #include "server/files.h"
 #include "server/session.h"
 #include "server/webhooks/hooks.h"
+#include "retrieval/stmt.h"
 
 /* latency histogram bucket bounds, seconds */
 static const double SRV_BUCKETS[12] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
@@ -254,11 +255,10 @@ static zk_rc caller_for_user(srv_req *r, int64_t uid, char *err)
 {
     sqlite3_stmt *st = NULL;
     char name[128] = "";
-    sqlite3_prepare_v2(ret_store_db(r->store), "SELECT name FROM principals WHERE id = ? AND kind = 'user'", -1,
-                       &st, NULL);
+    ret__prepare(ret_store_db(r->store), "SELECT name FROM principals WHERE id = ? AND kind = 'user'", &st);
     sqlite3_bind_int64(st, 1, uid);
     if (sqlite3_step(st) == SQLITE_ROW) snprintf(name, sizeof name, "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    ret__release(st);
     if (!name[0]) return zk_fail(err, ZK_NOTFOUND, "unknown user");
     zk_rc rc = ret_caller_user(r->store, name, &r->caller, err);
     if (rc == ZK_OK) r->user_id = uid;

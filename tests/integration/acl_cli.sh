@@ -117,6 +117,8 @@ note "audit log"
 zk "${Z[@]}" audit --json
 assert_contains "$OUT" '"principal":"user:bob"' "bob's searches are audited"
 assert_contains "$OUT" '"action":"ask"' "answers are audited"
-n=$(sqlite3 "$D/zhiku.db" "SELECT count(*) FROM audit_log WHERE principal = 'user:alice' AND action = 'search'")
+n=$(sqlite3 "$D/audit.db" "SELECT count(*) FROM audit_log WHERE principal = 'user:alice' AND action = 'search'")
 assert_ge "$n" 2 "alice's searches recorded"
+assert_eq "$(sqlite3 "$D/zhiku.db" "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_log'")" 0 \
+    "the audit log is its own file (audit.db), not a table of zhiku.db"
 finish

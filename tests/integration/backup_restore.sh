@@ -49,11 +49,13 @@ for _ in $(seq 1 200); do
     [ "${n:-0}" -gt 0 ] && break
     sleep 0.05
 done
+zk --data-dir "$D" search --json amark00042   # an audit row to carry over
 zk --data-dir "$D" backup "$BK"
 echo "$OUT"
 if kill -0 $ING 2>/dev/null; then OVERLAP=1; else OVERLAP=0; fi
 assert_contains "$OUT" "quick_check ok" "backup verified its copy"
 assert_contains "$OUT" "blobs:    1 files" "one blob copied"
+assert_contains "$OUT" "audit:    " "the audit log copied"
 wait $ING || { cat ingest_b.out; fail "concurrent ingest failed"; }
 assert_eq "$(summary_count "$(cat ingest_b.out)" indexed)" 5000 "concurrent ingest finished undisturbed"
 assert_eq "$OVERLAP" 1 "backup finished while the writer was still running"
@@ -77,6 +79,8 @@ note "restored snapshot holds $NB of corpus B's 5000 documents (taken mid-ingest
 [ "$NB" -lt 5000 ] || note "(the writer committed everything before the snapshot)"
 zk --data-dir "$R" check
 assert_contains "$OUT" "ok" "zhiku check on the restored directory"
+zk --data-dir "$R" audit --json
+assert_contains "$OUT" '"query":"amark00042"' "the restored audit log holds the search from before the backup"
 zk --data-dir "$R" search --json amark00042
 assert_eq "$(json_first_str "$OUT" id)" a00042 "search finds a document in the restored directory"
 zk --data-dir "$R" search --json --mode vector amark00123 river

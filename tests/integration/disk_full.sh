@@ -15,7 +15,7 @@ need sqlite3
 
 MNT=$PWD/mnt
 mkdir -p "$MNT"
-mount -t tmpfs -o size=640k,mode=0755 tmpfs "$MNT" 2>/dev/null || skip "cannot mount a tmpfs (needs root)"
+mount -t tmpfs -o size=1m,mode=0755 tmpfs "$MNT" 2>/dev/null || skip "cannot mount a tmpfs (needs root)"
 unmount() { _lib_server_cleanup; umount -l "$MNT" 2>/dev/null || true; }
 trap unmount EXIT
 D=$MNT/data
@@ -33,7 +33,7 @@ PY
 note "ingest until the disk is full"
 zk_run --data-dir "$D" ingest --acl everyone --jsonl corpus.jsonl
 echo "$ERR" | tail -3
-[ "$RC" != 0 ] || fail "ingest into a 640 KB filesystem succeeded?"
+[ "$RC" != 0 ] || fail "ingest into a 1 MB filesystem succeeded?"
 ok "ingest on a full disk exits $RC (no crash)"
 assert_contains "$ERR" "disk full" "the error says the disk is full"
 assert_contains "$ERR" "$D" "the error names the data directory"

@@ -88,7 +88,7 @@ zk --data-dir "$D" audit
 assert_eq "$OUT" "" "audit table empty"
 zk --data-dir "$D" audit --json --since 2020-01-01 --limit 10
 assert_eq "$OUT" "" "audit JSON empty"
-sql "$DB" "INSERT INTO audit_log(principal, action, kb_id, query, results) VALUES ('user:alice', 'search', 1, 'backup', '[{\"doc\":1,\"chunk\":2}]')" >/dev/null
+sql "$D/audit.db" "INSERT INTO audit_log(principal, action, kb_id, query, results) VALUES ('user:alice', 'search', 1, 'backup', '[{\"doc\":1,\"chunk\":2}]')" >/dev/null
 zk --data-dir "$D" audit --json
 assert_eq "$(json_first_str "$OUT" principal)" "user:alice" "a recorded row is exported"
 assert_contains "$OUT" '"results":[{"doc":1,"chunk":2}]' "results exported as JSON"

@@ -1,7 +1,8 @@
 /* test_audit.c — the audit log (retrieval/audit.c): one row per record with
  * its results as JSON, export as JSON lines and as a table (--since, --limit,
- * newest rows oldest first), and retention pruning with its once-a-minute
- * rate limit. */
+ * newest rows oldest first), retention pruning with its once-a-minute rate
+ * limit, and its own database file: a record leaves zhiku.db untouched, and
+ * the rows of a data directory from before audit.db are moved on open. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,19 +47,33 @@ static int teardown(void **state)
     return 0;
 }
 
-static void exec_sql(fixture *f, const char *sql)
+static sqlite3 *audit_db(fixture *f)
 {
-    assert_int_equal(sqlite3_exec(ret_store_db(f->s), sql, NULL, NULL, NULL), SQLITE_OK);
+    zk_rc rc;
+    char err[ZK_ERRLEN];
+    sqlite3 *db = ret_audit_db(f->s, &rc, err);
+    assert_non_null(db);
+    return db;
 }
 
-static int64_t query_int(fixture *f, const char *sql)
+static void exec_sql(fixture *f, const char *sql)
+{
+    assert_int_equal(sqlite3_exec(audit_db(f), sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static int64_t db_int(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(ret_store_db(f->s), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+static int64_t query_int(fixture *f, const char *sql)
+{
+    return db_int(audit_db(f), sql);
 }
 
 /* Export into a malloc'd string. */
@@ -193,12 +208,76 @@ static void test_prune(void **state)
     assert_int_equal(query_int(f, "SELECT count(*) FROM audit_log"), 4);
 }
 
+/* Another connection to zhiku.db (a pooled server connection) sees no
+ * change from a record, so it keeps its page cache. */
+static void test_own_file(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], path[128];
+    sqlite3 *other = NULL;
+    snprintf(path, sizeof path, "%s/zhiku.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(db_int(other, "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_log'"), 0);
+    int64_t v0 = db_int(other, "PRAGMA data_version");
+    assert_int_equal(ret_audit_record(f->s, "user:alice", "search", 1, "q", NULL, 0, 0, err), ZK_OK);
+    assert_int_equal(db_int(other, "PRAGMA data_version"), v0);
+    exec_sql(f, "SELECT 1");
+    /* a write to zhiku.db from the store does change it (the probe works) */
+    assert_int_equal(sqlite3_exec(ret_store_db(f->s), "INSERT INTO kb(name) VALUES ('probe')", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_true(db_int(other, "PRAGMA data_version") != v0);
+    sqlite3_close(other);
+    snprintf(path, sizeof path, "%s/audit.db", f->dir);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
+/* A data directory from before audit.db: its rows are readable read-only in
+ * place, and moved (ids kept, table dropped) by the next read-write open. */
+static void test_adopt_old_rows(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], path[128];
+    ret_store_close(f->s);
+    f->s = NULL;
+    snprintf(path, sizeof path, "%s/audit.db", f->dir);
+    assert_int_equal(unlink(path), 0);
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof path, "%s/zhiku.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL DEFAULT "
+                                      "(unixepoch()), principal TEXT NOT NULL, action TEXT NOT NULL, kb_id INTEGER, "
+                                      "query TEXT, results TEXT);"
+                                      "INSERT INTO audit_log VALUES (7, 1700000000, 'user:bob', 'search', 1, 'old one', '[]');"
+                                      "INSERT INTO audit_log VALUES (9, 1700000100, 'admin', 'ask', NULL, 'old two', '[]');",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(ret_store_open(f->dir, RET_OPEN_READONLY, &f->s, err), ZK_OK);
+    char *out = export(f, 1, 0, 0);
+    assert_int_equal(count_lines(out), 2);
+    assert_non_null(strstr(out, "\"old two\""));
+    free(out);
+    ret_store_close(f->s);
+
+    assert_int_equal(ret_store_open(f->dir, 0, &f->s, err), ZK_OK);
+    assert_int_equal(db_int(ret_store_db(f->s), "SELECT count(*) FROM sqlite_schema WHERE name = 'audit_log'"), 0);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM audit_log WHERE id IN (7, 9)"), 2);
+    assert_int_equal(ret_audit_record(f->s, "admin", "search", 1, "new", NULL, 0, 0, err), ZK_OK);
+    assert_true(query_int(f, "SELECT max(id) FROM audit_log") > 9);
+    out = export(f, 1, 0, 0);
+    assert_int_equal(count_lines(out), 3);
+    assert_true(strstr(out, "\"old one\"") < strstr(out, "\"new\""));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_record_export, setup, teardown),
         cmocka_unit_test_setup_teardown(test_since_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_old_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
