@@ -1,8 +1,42 @@
 /* half.c — float32 <-> float16 conversion (see half.h); called for every
- * vector written to or read from the store, so branch-light bit twiddling. */
+ * vector written to or read from the store, so branch-light bit twiddling,
+ * and the bulk conversions use the CPU's F16C instructions where it has
+ * them (x86-64 since 2012; chosen at run time): 8 values per instruction,
+ * the same round-to-nearest-even, bit-identical to the scalar code for
+ * every non-NaN value (tests/unit/test_half.c). Pointers may be unaligned
+ * (SQLite blobs). */
 #include "half.h"
 
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HALF_F16C 1
+
+__attribute__((target("avx,f16c"))) static size_t to_halves_f16c(const float *in, uint16_t *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(void *)(out + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    return i;
+}
+
+__attribute__((target("avx,f16c"))) static size_t to_floats_f16c(const uint16_t *in, float *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(in + i))));
+    return i;
+}
+
+static int have_f16c(void)
+{
+    static int cached = -1;   /* a benign race: every thread computes the same value */
+    if (cached < 0) cached = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return cached;
+}
+#endif
 
 uint16_t zk_float_to_half(float f)
 {
@@ -55,10 +89,28 @@ float zk_half_to_float(uint16_t h)
 
 void zk_floats_to_halves(const float *in, uint16_t *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) out[i] = zk_float_to_half(in[i]);
+    size_t i = 0;
+#ifdef HALF_F16C
+    if (have_f16c()) i = to_halves_f16c(in, out, n);
+#endif
+    for (; i < n; i++) {
+        float f;
+        memcpy(&f, in + i, sizeof f);
+        uint16_t h = zk_float_to_half(f);
+        memcpy(out + i, &h, sizeof h);
+    }
 }
 
 void zk_halves_to_floats(const uint16_t *in, float *out, size_t n)
 {
-    for (size_t i = 0; i < n; i++) out[i] = zk_half_to_float(in[i]);
+    size_t i = 0;
+#ifdef HALF_F16C
+    if (have_f16c()) i = to_floats_f16c(in, out, n);
+#endif
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, in + i, sizeof h);
+        float f = zk_half_to_float(h);
+        memcpy(out + i, &f, sizeof f);
+    }
 }

@@ -8,7 +8,9 @@
  * complete — document + chunks + FTS rows (replaying the workers' tokens) +
  * vectors, batch_docs documents per transaction — so SQLite (the bottleneck:
  * FTS5 insertion) runs on one core while everything else runs on the other.
- * At most 2 * workers + 2 jobs are in flight, bounding memory. At the end
+ * At most 8 * workers + 8 jobs are in flight, bounding memory (~0.5 MB per
+ * 100 KB of text): enough for the workers to run on while the writer
+ * commits (a commit flushes FTS5 and can take a quarter second). At the end
  * the vector index replays the change log and its snapshot is saved. */
 #include "indexer/ingest.h"
 
@@ -26,6 +28,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "half.h"
 #include "indexer/parse/parse.h"
 #include "retrieval/acl.h"
 #include "retrieval/tokenizer.h"
@@ -48,6 +51,7 @@ typedef struct job {
     idx_chunk *chunks;
     size_t nchunks;
     float *vecs;
+    uint16_t *halves;           /* vecs as stored (float16), converted here off the writer */
     ret_pretok *pretok;                     /* FTS5 tokens of the chunks, or NULL */
 } job;
 
@@ -123,6 +127,7 @@ static void job_free(job *j)
     idx_parsed_free(j->doc);
     idx_chunks_free(j->chunks, j->nchunks);
     zk_free(j->vecs);
+    zk_free(j->halves);
     ret_pretok_free(j->pretok);
     zk_free(j);
 }
@@ -215,6 +220,11 @@ static void process(idx_ingester *ing, job *j, idx_sandbox *sb, ret_tokenizer *t
         }
         if (n && (j->rc = llm_embed(ing->emb, n, texts, lens, j->vecs, j->err)) != ZK_OK)
             j->fatal = 1;   /* the embedder failing fails every document: stop */
+    }
+    if (j->rc == ZK_OK && n && (j->halves = zk_malloc(n * (size_t)dim * sizeof *j->halves))) {
+        zk_floats_to_halves(j->vecs, j->halves, n * (size_t)dim);
+        zk_free(j->vecs);   /* the writer stores the halves */
+        j->vecs = NULL;
     }
     if (j->rc == ZK_OK) pretokenize(j, tok);
     zk_free(texts);
@@ -387,7 +397,7 @@ static zk_rc write_job(idx_ingester *ing, job *j, char *err)
     const char *label = j->rc != ZK_OK && j->where ? j->where : j->ext_id;
     ret_doc_in din = {.ext_id = j->ext_id, .source = j->source, .sha256 = j->sha, .bytes = (int64_t)j->len,
                       .metadata = j->is_text ? j->meta : ing->opts.tags, .acl = ing->opts.acl,
-                      .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace};
+                      .nacl = ing->opts.nacl, .acl_replace = ing->opts.acl_replace, .vec_halves = j->halves};
     if (j->rc != ZK_OK) {
         if (j->fatal || fatal(j->rc)) {
             report(ing, label, IDX_FAILED, 0, j->err);
@@ -467,7 +477,7 @@ static zk_rc drain(idx_ingester *ing, int wait_for, char *err)
  * too many are in flight. */
 static zk_rc submit(idx_ingester *ing, job *j, char *err)
 {
-    zk_rc rc = drain(ing, 2 * ing->nthreads + 2, err);
+    zk_rc rc = drain(ing, 8 * ing->nthreads + 8, err);
     if (rc != ZK_OK) {
         job_free(j);
         return rc;

@@ -555,7 +555,7 @@ static zk_rc drop_chunks(ret_store *s, int64_t kb, int64_t doc_id, char *err)
 }
 
 static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_chunk_in *chunks,
-                           size_t n, const float *vecs, int dim, char *err)
+                           size_t n, const float *vecs, const uint16_t *halves, int dim, char *err)
 {
     zk_rc rc = ZK_OK;
     uint16_t *half = NULL;
@@ -592,11 +592,12 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
         if (sqlite3_step(fts) != SQLITE_DONE) { rc = db_fail(s, err, "index chunk text"); goto out; }
         sqlite3_reset(fts);
 
-        if (vecs && dim > 0) {
+        if ((vecs || halves) && dim > 0) {
             sqlite3_bind_int64(vec, 1, id);
             /* stored as float16: half the bytes, rankings unchanged */
-            zk_floats_to_halves(vecs + i * (size_t)dim, half, (size_t)dim);
-            sqlite3_bind_blob(vec, 2, half, (int)(sizeof *half * (size_t)dim), SQLITE_STATIC);
+            const uint16_t *h = halves ? halves + i * (size_t)dim : half;
+            if (!halves) zk_floats_to_halves(vecs + i * (size_t)dim, half, (size_t)dim);
+            sqlite3_bind_blob(vec, 2, h, (int)(sizeof *h * (size_t)dim), SQLITE_STATIC);
             if (sqlite3_step(vec) != SQLITE_DONE) { rc = db_fail(s, err, "insert vector"); goto out; }
             sqlite3_reset(vec);
             sqlite3_bind_int64(chg, 1, kb);
@@ -696,7 +697,7 @@ zk_rc ret_doc_put(ret_store *s, int64_t kb, const ret_doc_in *doc, const ret_chu
         goto out;
     }
     if (status == RET_PUT_INDEXED) doc_id = sqlite3_last_insert_rowid(s->db);
-    if ((rc = insert_chunks(s, kb, doc_id, chunks, n, vecs, dim, err)) != ZK_OK) goto out;
+    if ((rc = insert_chunks(s, kb, doc_id, chunks, n, vecs, doc->vec_halves, dim, err)) != ZK_OK) goto out;
     if (status == RET_PUT_INDEXED || doc->acl_replace) rc = write_acl(s, doc_id, doc, err);
 out:
     sqlite3_finalize(st);
@@ -813,12 +814,7 @@ int ret__vector_decode(const void *blob, int bytes, int dim, float *out)
 {
     if (!blob || dim <= 0) return 0;
     if (bytes == (int)(sizeof(uint16_t) * (size_t)dim)) {   /* float16 (current) */
-        const unsigned char *p = blob;
-        for (int i = 0; i < dim; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = zk_half_to_float(h);
-        }
+        zk_halves_to_floats(blob, out, (size_t)dim);
         return 1;
     }
     if (bytes == (int)(sizeof(float) * (size_t)dim)) {      /* float32 (written before float16) */

@@ -74,6 +74,9 @@ typedef struct {
     const int64_t *acl;
     size_t nacl;
     int acl_replace;
+    /* the chunks' vectors already as float16 (zk_floats_to_halves), n * dim,
+     * when the caller converted them off the writer thread; vecs unused then */
+    const uint16_t *vec_halves;
 } ret_doc_in;
 
 typedef struct {
