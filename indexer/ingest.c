@@ -1,17 +1,21 @@
 /* ingest.c — the ingestion pipeline (see ingest.h).
  *
  * The driving thread walks files/folders/JSONL, skips unchanged documents
- * (SHA-256; a document the kb has never seen is hashed by its worker), then
- * queues a job. Worker threads take jobs, parse them (files: in the worker's
- * long-lived sandboxed helper process), chunk, embed and tokenize the chunks
- * for FTS5, and queue the result. The driving thread writes results as they
- * complete — document + chunks + FTS rows (replaying the workers' tokens) +
- * vectors, batch_docs documents per transaction — so SQLite (the bottleneck:
- * FTS5 insertion) runs on one core while everything else runs on the other.
- * At most 8 * workers + 8 jobs are in flight, bounding memory (~0.5 MB per
- * 100 KB of text): enough for the workers to run on while the writer
- * commits (a commit flushes FTS5 and can take a quarter second). At the end
- * the vector index replays the change log and its snapshot is saved. */
+ * (SHA-256, looked up on a read-only connection of its own; a document the
+ * kb has never seen is hashed by its worker), then queues a job. Worker
+ * threads take jobs, parse them (files: in the worker's long-lived sandboxed
+ * helper process), chunk, embed, convert the vectors to float16 and tokenize
+ * the chunks for FTS5, and queue the result. The writer thread writes
+ * results as they complete — document + chunks + FTS rows (replaying the
+ * workers' tokens) + vectors, batch_docs documents per transaction — so
+ * SQLite (the bottleneck: FTS5 insertion) runs without pause on one core
+ * while everything else shares the other. The writer has its own thread so
+ * that a commit (an FTS5 flush can take a quarter second) stops neither the
+ * driving thread nor the workers. At most 8 * workers + 8 jobs are in
+ * flight, bounding memory (~0.5 MB per 100 KB of text). The writer's
+ * connection is the driving thread's again only when nothing is in flight
+ * (quiesce): for --prune, for re-granting unchanged documents, at the end,
+ * when the vector index replays the change log and its snapshot is saved. */
 #include "indexer/ingest.h"
 
 #include <dirent.h>
@@ -25,6 +29,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <jansson.h>
 
 #include "buf.h"
@@ -76,12 +82,16 @@ struct idx_ingester {
     outcome *outcomes;    /* their outcomes, reported after COMMIT */
     size_t noutcomes, capoutcomes;
     int model_checked;
-    /* worker pool */
+    /* worker pool and writer */
     pthread_t *threads;
     int nthreads;
+    pthread_t writer;
+    int have_writer;
     pthread_mutex_t mu;
-    pthread_cond_t have_work, have_done;
-    sqlite3_stmt *known;  /* does the kb have a document with this ext_id? */
+    pthread_cond_t have_work, have_done, space;
+    pthread_mutex_t rmu;  /* report() and the stats: driving thread and writer */
+    ret_store *rstore;    /* the driving thread's read-only connection */
+    sqlite3_stmt *known;  /* on rstore: does the kb have a document with this ext_id? */
     jobq todo, done;
     int in_flight;        /* queued + being processed + done-but-unwritten */
     int stopping;
@@ -231,10 +241,16 @@ static void process(idx_ingester *ing, job *j, idx_sandbox *sb, ret_tokenizer *t
     zk_free(lens);
 }
 
+#define WORKER_NICE 10
+
 static void *worker_main(void *arg)
 {
     idx_ingester *ing = arg;
     char err[ZK_ERRLEN];
+    /* below the writer: it is the bottleneck, and on two cores two workers
+     * at its priority took a third of its core (median of 5 same-run pairs,
+     * 10 MB synthetic: 6.65 -> 7.18 MB/s; docs/PERFORMANCE.md). Best effort. */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
     /* this worker's parser helper process, started on its first file (on
      * allocation failure every file gets a helper of its own) */
     idx_sandbox *sb = NULL;
@@ -282,6 +298,8 @@ static zk_rc tune_fts(ret_store *s, char *err)
     return rc;
 }
 
+static void *writer_main(void *arg);
+
 zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o,
                        idx_ingester **out, char *err)
 {
@@ -297,6 +315,12 @@ zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->have_work, NULL);
     pthread_cond_init(&ing->have_done, NULL);
+    pthread_cond_init(&ing->space, NULL);
+    pthread_mutexattr_t ma;   /* recursive: flush_outcomes reports while counting */
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&ing->rmu, &ma);
+    pthread_mutexattr_destroy(&ma);
     ing->threads = zk_calloc((size_t)ing->opts.workers, sizeof *ing->threads);
     if (!ing->threads) {
         idx_ingester_free(ing);
@@ -309,6 +333,11 @@ zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o
         }
         ing->nthreads++;
     }
+    if (pthread_create(&ing->writer, NULL, writer_main, ing) != 0) {
+        idx_ingester_free(ing);
+        return zk_fail(err, ZK_ERR, "cannot start the ingestion writer");
+    }
+    ing->have_writer = 1;
     *out = ing;
     return ZK_OK;
 }
@@ -317,8 +346,10 @@ const idx_ingest_stats *idx_ingester_stats(const idx_ingester *ing) { return &in
 
 static void report(idx_ingester *ing, const char *id, idx_status st, size_t nchunks, const char *reason)
 {
+    pthread_mutex_lock(&ing->rmu);
     ing->stats.count[st]++;
     if (ing->opts.report) ing->opts.report(ing->opts.report_ctx, id, st, nchunks, reason);
+    pthread_mutex_unlock(&ing->rmu);
 }
 
 static zk_rc defer(idx_ingester *ing, const char *label, idx_status st, size_t nchunks, size_t text_bytes,
@@ -356,8 +387,10 @@ static void flush_outcomes(idx_ingester *ing, const char *rollback_reason)
             report(ing, o->label, IDX_FAILED, 0, rollback_reason);
         } else {
             if (o->st == IDX_INDEXED || o->st == IDX_REPLACED) {
+                pthread_mutex_lock(&ing->rmu);
                 ing->stats.chunks += o->nchunks;
                 ing->stats.text_bytes += o->text_bytes;
+                pthread_mutex_unlock(&ing->rmu);
             }
             report(ing, o->label, o->st, o->nchunks, o->reason);
         }
@@ -447,52 +480,71 @@ static zk_rc write_job(idx_ingester *ing, job *j, char *err)
     return ZK_OK;
 }
 
-/* Write completed jobs; with wait_for > 0, block until in_flight drops
- * below it. The first fatal error is kept and stops further writes. */
-static zk_rc drain(idx_ingester *ing, int wait_for, char *err)
+#define IN_FLIGHT(ing) (8 * (ing)->nthreads + 8)
+
+/* The writer thread: completed jobs, in the order they complete. After a
+ * fatal error (kept in fatal_rc) jobs are only freed. */
+static void *writer_main(void *arg)
 {
+    idx_ingester *ing = arg;
+    char err[ZK_ERRLEN];
     pthread_mutex_lock(&ing->mu);
     for (;;) {
-        job *j = q_pop(&ing->done);
-        if (!j) {
-            if (ing->in_flight < wait_for || ing->in_flight == 0) break;
-            pthread_cond_wait(&ing->have_done, &ing->mu);
-            continue;
-        }
-        ing->in_flight--;
+        job *j;
+        while (!(j = q_pop(&ing->done)) && !ing->stopping) pthread_cond_wait(&ing->have_done, &ing->mu);
+        if (!j) break;
+        int write = ing->fatal_rc == ZK_OK && !ing->stopping;
         pthread_mutex_unlock(&ing->mu);
-        if (ing->fatal_rc == ZK_OK) {
-            zk_rc rc = write_job(ing, j, ing->fatal_err);
-            if (rc != ZK_OK) ing->fatal_rc = rc;
-        }
+        zk_rc rc = write ? write_job(ing, j, err) : ZK_OK;
         job_free(j);
         pthread_mutex_lock(&ing->mu);
+        if (rc != ZK_OK && ing->fatal_rc == ZK_OK) {
+            ing->fatal_rc = rc;
+            snprintf(ing->fatal_err, sizeof ing->fatal_err, "%s", err);
+        }
+        ing->in_flight--;
+        pthread_cond_broadcast(&ing->space);
     }
     pthread_mutex_unlock(&ing->mu);
-    if (ing->fatal_rc != ZK_OK) return zk_fail(err, ing->fatal_rc, "%s", ing->fatal_err);
-    return ZK_OK;
+    return NULL;
 }
 
-/* Hand a job to the workers (takes ownership), writing finished ones while
- * too many are in flight. */
+static zk_rc fatal_locked(idx_ingester *ing, char *err)
+{
+    return ing->fatal_rc != ZK_OK ? zk_fail(err, ing->fatal_rc, "%s", ing->fatal_err) : ZK_OK;
+}
+
+/* Wait until every job is written: the writer's connection is then the
+ * driving thread's until the next submit. */
+static zk_rc quiesce(idx_ingester *ing, char *err)
+{
+    pthread_mutex_lock(&ing->mu);
+    while (ing->in_flight > 0) pthread_cond_wait(&ing->space, &ing->mu);
+    zk_rc rc = fatal_locked(ing, err);
+    pthread_mutex_unlock(&ing->mu);
+    return rc;
+}
+
+/* Hand a job to the workers (takes ownership), first waiting while too
+ * many are in flight. */
 static zk_rc submit(idx_ingester *ing, job *j, char *err)
 {
-    zk_rc rc = drain(ing, 8 * ing->nthreads + 8, err);
-    if (rc != ZK_OK) {
-        job_free(j);
-        return rc;
-    }
     pthread_mutex_lock(&ing->mu);
-    q_push(&ing->todo, j);
-    ing->in_flight++;
-    pthread_cond_signal(&ing->have_work);
+    while (ing->in_flight >= IN_FLIGHT(ing) && ing->fatal_rc == ZK_OK) pthread_cond_wait(&ing->space, &ing->mu);
+    zk_rc rc = fatal_locked(ing, err);
+    if (rc == ZK_OK) {
+        q_push(&ing->todo, j);
+        ing->in_flight++;
+        pthread_cond_signal(&ing->have_work);
+    }
     pthread_mutex_unlock(&ing->mu);
-    return ZK_OK;
+    if (rc != ZK_OK) job_free(j);
+    return rc;
 }
 
 zk_rc idx_ingester_finish(idx_ingester *ing, char *err)
 {
-    zk_rc rc = drain(ing, 1, err);   /* until nothing is in flight */
+    zk_rc rc = quiesce(ing, err);
     if (rc == ZK_OK) rc = commit_batch(ing, err);
     if (rc != ZK_OK) return rc;
     return ret_store_sync(ing->store, !ing->opts.no_save, err);
@@ -506,16 +558,25 @@ void idx_ingester_free(idx_ingester *ing)
     pthread_cond_broadcast(&ing->have_work);
     pthread_mutex_unlock(&ing->mu);
     for (int i = 0; i < ing->nthreads; i++) pthread_join(ing->threads[i], NULL);
+    if (ing->have_writer) {
+        pthread_mutex_lock(&ing->mu);
+        pthread_cond_broadcast(&ing->have_done);
+        pthread_mutex_unlock(&ing->mu);
+        pthread_join(ing->writer, NULL);
+    }
     job *j;
     while ((j = q_pop(&ing->todo))) job_free(j);
     while ((j = q_pop(&ing->done))) job_free(j);
     sqlite3_finalize(ing->known);
+    ret_store_close(ing->rstore);
     if (ing->in_txn) ret_store_rollback(ing->store);
     flush_outcomes(ing, "not saved: ingestion stopped before this batch was committed");
     zk_free(ing->outcomes);
     pthread_mutex_destroy(&ing->mu);
     pthread_cond_destroy(&ing->have_work);
     pthread_cond_destroy(&ing->have_done);
+    pthread_cond_destroy(&ing->space);
+    pthread_mutex_destroy(&ing->rmu);
     zk_free(ing->threads);
     zk_free(ing);
 }
@@ -525,15 +586,26 @@ static zk_rc regrant(idx_ingester *ing, const char *ext_id, char *err)
 {
     int64_t doc_id;
     if (!ing->opts.acl_replace) return ZK_OK;
-    zk_rc rc = ret_doc_find(ing->store, ing->opts.kb, ext_id, &doc_id, err);
+    zk_rc rc = quiesce(ing, err);   /* a write: on the writer's connection */
+    if (rc == ZK_OK) rc = ret_doc_find(ing->store, ing->opts.kb, ext_id, &doc_id, err);
     if (rc != ZK_OK) return rc;
     return ret_acl_set(ing->store, doc_id, ing->opts.acl, ing->opts.nacl, err);
 }
 
-/* 1 if the kb has a document ext_id, 0 if not, -1 on a database error. */
+/* The driving thread's read-only connection (lookups of committed
+ * documents while the writer writes). */
+static zk_rc reader(idx_ingester *ing, char *err)
+{
+    return ing->rstore ? ZK_OK : ret_store_open(ret_store_dir(ing->store), RET_OPEN_READONLY, &ing->rstore, err);
+}
+
+/* 1 if the kb has a committed document ext_id, 0 if not, -1 on a database
+ * error. (One written in the open batch is found by the writer instead:
+ * ret_doc_put reports it unchanged or replaces it.) */
 static int known_doc(idx_ingester *ing, const char *ext_id, char *err)
 {
-    sqlite3 *db = ret_store_db(ing->store);
+    if (reader(ing, err) != ZK_OK) return -1;
+    sqlite3 *db = ret_store_db(ing->rstore);
     if (!ing->known &&
         sqlite3_prepare_v2(db, "SELECT 1 FROM documents WHERE kb_id = ?1 AND ext_id = ?2", -1, &ing->known, NULL) !=
             SQLITE_OK) {
@@ -563,7 +635,7 @@ static zk_rc submit_bytes(idx_ingester *ing, const char *ext_id, const char *sou
     if (known < 0) rc = ZK_DB;
     if (known > 0) {
         version_sha(ing, data, len, sha);
-        if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, ext_id, sha, ing->opts.retry_failed, &same, err)) ==
+        if ((rc = ret_doc_is_unchanged(ing->rstore, ing->opts.kb, ext_id, sha, ing->opts.retry_failed, &same, err)) ==
                 ZK_OK &&
             same)
             rc = regrant(ing, ext_id, err);
@@ -733,7 +805,8 @@ static zk_rc prune_missing(idx_ingester *ing, const char *root, char *err)
     int64_t *ids = NULL;
     char **srcs = NULL;
     size_t n = 0, cap = 0;
-    zk_rc rc = ZK_OK;
+    zk_rc rc = quiesce(ing, err);   /* the writer's connection, once idle */
+    if (rc != ZK_OK) return rc;
     char prefix[PATH_MAX + 2];
     snprintf(prefix, sizeof prefix, "%s/", root);
     if (sqlite3_prepare_v2(db, "SELECT id, source FROM documents WHERE kb_id = ?1 AND "
@@ -827,7 +900,8 @@ static zk_rc ingest_json_doc(idx_ingester *ing, const char *line, size_t len, co
     version_sha(ing, line, len, sha);
     ing->stats.bytes += len;
     int same = 0;
-    if ((rc = ret_doc_is_unchanged(ing->store, ing->opts.kb, id, sha, ing->opts.retry_failed, &same, err)) != ZK_OK)
+    if ((rc = reader(ing, err)) != ZK_OK ||
+        (rc = ret_doc_is_unchanged(ing->rstore, ing->opts.kb, id, sha, ing->opts.retry_failed, &same, err)) != ZK_OK)
         goto out;
     if (same) {
         if ((rc = regrant(ing, id, err)) == ZK_OK) report(ing, id, IDX_UNCHANGED, 0, NULL);
