@@ -195,6 +195,9 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
         free(tagjson);
         return cli_fail(c, rc);
     }
+    /* this thread only walks, reads and queues files from here on: it
+     * yields to the writer created above (5 same-run pairs, 10 MB: +5%) */
+    idx_below_writer();
     if (jsonl) rc = idx_ingest_jsonl(ing, jsonl, c->err);
     for (int i = 0; rc == ZK_OK && i < npos; i++) rc = idx_ingest_path(ing, argv[i], c->err);
     if (rc == ZK_OK) rc = idx_ingester_finish(ing, c->err);

@@ -241,16 +241,18 @@ static void process(idx_ingester *ing, job *j, idx_sandbox *sb, ret_tokenizer *t
     zk_free(lens);
 }
 
-#define WORKER_NICE 10
+void idx_below_writer(void)
+{
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+}
 
 static void *worker_main(void *arg)
 {
     idx_ingester *ing = arg;
     char err[ZK_ERRLEN];
-    /* below the writer: it is the bottleneck, and on two cores two workers
-     * at its priority took a third of its core (median of 5 same-run pairs,
-     * 10 MB synthetic: 6.65 -> 7.18 MB/s; docs/PERFORMANCE.md). Best effort. */
-    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
+    /* on two cores two workers at the writer's priority took a third of its
+     * core (median of 5 same-run pairs, 10 MB synthetic: 6.65 -> 7.18 MB/s) */
+    idx_below_writer();
     /* this worker's parser helper process, started on its first file (on
      * allocation failure every file gets a helper of its own) */
     idx_sandbox *sb = NULL;

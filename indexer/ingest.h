@@ -61,6 +61,12 @@ zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o
                        idx_ingester **out, char *err);
 /* Commit pending writes, bring the vector index up to date and save it. */
 zk_rc idx_ingester_finish(idx_ingester *ing, char *err);
+
+/* Lower the calling thread's CPU priority (Linux per-thread nice 10) below
+ * the ingester's writer thread, the pipeline's bottleneck: the workers do
+ * it, and so does a caller whose thread only feeds the ingester (the CLI).
+ * Best effort. */
+void idx_below_writer(void);
 void idx_ingester_free(idx_ingester *ing);   /* rolls back unfinished work */
 const idx_ingest_stats *idx_ingester_stats(const idx_ingester *ing);
 
