@@ -1,0 +1,142 @@
+/* test_ingest.c — the ingestion pipeline's threads (indexer/ingest.c): with
+ * two workers, a writer thread and small batches, every document is written
+ * and reported exactly once; a document seen twice in one run (still in the
+ * open batch, so invisible to the driving thread's read-only lookups) is
+ * found by the writer — unchanged with the same text, replaced with another;
+ * a re-run over committed documents reports them unchanged without work;
+ * idx_below_writer lowers only the calling thread's priority. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "indexer/ingest.h"
+#include "llm/embed.h"
+
+typedef struct {
+    int count[IDX__NSTATUS];
+    char seen[64][32];
+    int nseen;
+} reports;
+
+static void on_report(void *ctx, const char *id, idx_status st, size_t nchunks, const char *reason)
+{
+    (void)nchunks;
+    (void)reason;
+    reports *r = ctx;
+    r->count[st]++;
+    if (r->nseen < 64) snprintf(r->seen[r->nseen++], sizeof r->seen[0], "%s:%s", id, idx_status_name(st));
+}
+
+static zk_rc run(ret_store *s, llm_embedder *e, const char *const *lines, int n, reports *r, char *err)
+{
+    idx_ingest_opts o;
+    idx_ingest_opts_init(&o, NULL);
+    o.workers = 2;
+    o.batch_docs = 3;
+    o.report = on_report;
+    o.report_ctx = r;
+    idx_ingester *ing = NULL;
+    zk_rc rc = idx_ingester_new(s, e, &o, &ing, err);
+    for (int i = 0; rc == ZK_OK && i < n; i++) rc = idx_ingest_json(ing, lines[i], strlen(lines[i]), "t.jsonl", err);
+    if (rc == ZK_OK) rc = idx_ingester_finish(ing, err);
+    idx_ingester_free(ing);
+    return rc;
+}
+
+static int64_t query_int(ret_store *s, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(ret_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void test_threads_and_duplicates(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zk-ingest-XXXXXX", err[ZK_ERRLEN];
+    assert_non_null(mkdtemp(dir));
+    ret_store *s;
+    llm_embedder *e;
+    assert_int_equal(ret_store_open(dir, 0, &s, err), ZK_OK);
+    assert_int_equal(llm_embedder_builtin_new(64, &e, err), ZK_OK);
+    char buf[12][160];
+    const char *lines[12];
+    for (int i = 0; i < 10; i++) {
+        snprintf(buf[i], sizeof buf[i], "{\"id\":\"d%d\",\"text\":\"document %d about rivers, mountains and zkmark%d\"}", i,
+                 i, i);
+        lines[i] = buf[i];
+    }
+    lines[10] = buf[3];   /* the same again: unchanged */
+    snprintf(buf[11], sizeof buf[11], "{\"id\":\"d5\",\"text\":\"document five, rewritten: zkmarknew\"}");
+    lines[11] = buf[11];  /* other text: replaced */
+    reports r;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(run(s, e, lines, 12, &r, err), ZK_OK);
+    assert_int_equal(r.count[IDX_INDEXED], 10);
+    assert_int_equal(r.count[IDX_UNCHANGED], 1);
+    assert_int_equal(r.count[IDX_REPLACED], 1);
+    assert_int_equal(r.count[IDX_FAILED], 0);
+    assert_int_equal(r.nseen, 12);   /* each outcome once */
+    assert_int_equal(query_int(s, "SELECT count(*) FROM documents WHERE status = 'indexed'"), 10);
+    assert_int_equal(query_int(s, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                  "WHERE d.ext_id = 'd5' AND c.text LIKE '%zkmarknew%'"), 1);
+    assert_int_equal(query_int(s, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                  "WHERE d.ext_id = 'd5' AND c.text LIKE '%zkmark5%'"), 0);
+    assert_int_equal(query_int(s, "SELECT count(*) FROM vectors"), query_int(s, "SELECT count(*) FROM chunks"));
+
+    /* a second run: all committed, all unchanged */
+    reports r2;
+    memset(&r2, 0, sizeof r2);
+    assert_int_equal(run(s, e, lines, 10, &r2, err), ZK_OK);
+    assert_int_equal(r2.count[IDX_UNCHANGED], 9);   /* d5 now holds the rewritten text */
+    assert_int_equal(r2.count[IDX_REPLACED], 1);
+    llm_embedder_free(e);
+    ret_store_close(s);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void *nice_of_new_thread(void *arg)
+{
+    *(int *)arg = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    return NULL;
+}
+
+static void test_below_writer(void **state)
+{
+    (void)state;
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    int before = getpriority(PRIO_PROCESS, (id_t)tid);
+    pthread_t t;
+    int other = -100;
+    idx_below_writer();
+    int after = getpriority(PRIO_PROCESS, (id_t)tid);
+    assert_true(after >= before && after >= 10);
+    /* a thread it creates afterwards starts at the lowered priority: the
+     * ingester's writer must therefore be created before the call */
+    assert_int_equal(pthread_create(&t, NULL, nice_of_new_thread, &other), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(other, after);   /* threads inherit their creator's */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_and_duplicates),
+        cmocka_unit_test(test_below_writer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
