@@ -42,6 +42,7 @@
 /* One document on its way through the pipeline. */
 typedef struct job {
     struct job *next;
+    uint64_t seq;                           /* submission order: the writer keeps it */
     /* input (set by the driving thread) */
     char *ext_id, *source, *name, *where;  /* where: report label (path or file:line) */
     char *data;                             /* file bytes, or JSONL text */
@@ -94,6 +95,7 @@ struct idx_ingester {
     sqlite3_stmt *known;  /* on rstore: does the kb have a document with this ext_id? */
     jobq todo, done;
     int in_flight;        /* queued + being processed + done-but-unwritten */
+    uint64_t submitted, next_write;   /* job sequence numbers */
     int stopping;
     zk_rc fatal_rc;       /* first fatal error seen while writing */
     char fatal_err[ZK_ERRLEN];
@@ -148,6 +150,20 @@ static void q_push(jobq *q, job *j)
     if (q->tail) q->tail->next = j;
     else q->head = j;
     q->tail = j;
+}
+
+/* The job with sequence number seq, taken out of q; NULL if not there. */
+static job *q_take(jobq *q, uint64_t seq)
+{
+    job *prev = NULL;
+    for (job *j = q->head; j; prev = j, j = j->next) {
+        if (j->seq != seq) continue;
+        if (prev) prev->next = j->next;
+        else q->head = j->next;
+        if (q->tail == j) q->tail = prev;
+        return j;
+    }
+    return NULL;
 }
 
 static job *q_pop(jobq *q)
@@ -484,8 +500,10 @@ static zk_rc write_job(idx_ingester *ing, job *j, char *err)
 
 #define IN_FLIGHT(ing) (8 * (ing)->nthreads + 8)
 
-/* The writer thread: completed jobs, in the order they complete. After a
- * fatal error (kept in fatal_rc) jobs are only freed. */
+/* The writer thread: completed jobs in the order they were submitted (a
+ * later line of a JSONL file with the same id wins; outcomes are reported
+ * in walk order), waiting for the next one while later ones complete.
+ * After a fatal error (kept in fatal_rc) jobs are only freed. */
 static void *writer_main(void *arg)
 {
     idx_ingester *ing = arg;
@@ -493,8 +511,10 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&ing->mu);
     for (;;) {
         job *j;
-        while (!(j = q_pop(&ing->done)) && !ing->stopping) pthread_cond_wait(&ing->have_done, &ing->mu);
+        while (!(j = ing->stopping ? q_pop(&ing->done) : q_take(&ing->done, ing->next_write)) && !ing->stopping)
+            pthread_cond_wait(&ing->have_done, &ing->mu);
         if (!j) break;
+        ing->next_write++;
         int write = ing->fatal_rc == ZK_OK && !ing->stopping;
         pthread_mutex_unlock(&ing->mu);
         zk_rc rc = write ? write_job(ing, j, err) : ZK_OK;
@@ -535,6 +555,7 @@ static zk_rc submit(idx_ingester *ing, job *j, char *err)
     while (ing->in_flight >= IN_FLIGHT(ing) && ing->fatal_rc == ZK_OK) pthread_cond_wait(&ing->space, &ing->mu);
     zk_rc rc = fatal_locked(ing, err);
     if (rc == ZK_OK) {
+        j->seq = ing->submitted++;
         q_push(&ing->todo, j);
         ing->in_flight++;
         pthread_cond_signal(&ing->have_work);

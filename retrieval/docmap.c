@@ -147,13 +147,14 @@ static zk_rc load_all(ret_docmap *m, sqlite3 *db, int64_t seq, char *err)
     return rc;
 }
 
-/* Changes after m->seq, in order: adds (op 1) name their chunk, whose
- * document comes from the chunk row (gone again: a later delete follows). */
+/* Changes after m->seq, in order: adds (op 1) name a run of n chunks of one
+ * document, which comes from the run's first chunk row (gone again: later
+ * deletes follow); deletes (op 0) drop theirs. */
 static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
 {
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT ch.seq, ch.kb_id, ch.chunk_id, ch.op, c.doc_id FROM changes ch "
+    if (sqlite3_prepare_v2(db, "SELECT ch.seq, ch.kb_id, ch.chunk_id, ch.op, c.doc_id, ch.n FROM changes ch "
                                "LEFT JOIN chunks c ON c.id = ch.chunk_id WHERE ch.seq > ? ORDER BY ch.seq",
                            -1, &st, NULL) != SQLITE_OK)
         return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
@@ -161,13 +162,18 @@ static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 2);
-        if (sqlite3_column_int(st, 3) == 0) {
-            drop_chunk(m, chunk);
-        } else if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
-                   set_chunk(m, chunk, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 1))) {
-            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+        int64_t run = sqlite3_column_int64(st, 5);
+        if (run < 1 || run > (1 << 24)) {
+            rc = zk_fail(err, ZK_CORRUPT, "access map: a change-log run of %lld chunks", (long long)run);
             break;
         }
+        for (int64_t k = 0; k < run && rc == ZK_OK; k++) {
+            if (sqlite3_column_int(st, 3) == 0) drop_chunk(m, chunk + k);
+            else if (sqlite3_column_type(st, 4) != SQLITE_NULL &&
+                     set_chunk(m, chunk + k, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 1)))
+                rc = zk_fail(err, ZK_NOMEM, "out of memory");
+        }
+        if (rc != ZK_OK) break;
         m->seq = seq;
     }
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));

@@ -25,6 +25,7 @@
 #include "retrieval/stmt.h"
 
 #define MAX_KB_INDEXES 64
+#define RET_MAX_RUN (1 << 24)   /* chunks in one change-log run: a sanity bound */
 
 /* One knowledge base's vector index. Readers (searches) hold `lock` for
  * reading; replay, rebuild and save take it for writing. */
@@ -564,7 +565,7 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
                                   "VALUES (?,?,?,?,?,?,?)", -1, &ins, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT INTO chunks_fts(rowid, text, heading) VALUES (?,?,?)", -1, &fts, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(s->db, "INSERT INTO vectors(chunk_id, vec) VALUES (?,?)", -1, &vec, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->db, "INSERT INTO changes(kb_id, chunk_id, op) VALUES (?,?,1)", -1, &chg, NULL) != SQLITE_OK) {
+        sqlite3_prepare_v2(s->db, "INSERT INTO changes(kb_id, chunk_id, op, n) VALUES (?,?,1,?)", -1, &chg, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "prepare chunk insert");
         goto out;
     }
@@ -572,7 +573,19 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n; i++) {
+    /* the change log gets one row per run of consecutive chunk ids (in one
+     * transaction they are consecutive: one row per document) */
+    int64_t run_first = 0, run_n = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n) {
+            if (run_n) {
+                sqlite3_bind_int64(chg, 1, kb);
+                sqlite3_bind_int64(chg, 2, run_first);
+                sqlite3_bind_int64(chg, 3, run_n);
+                if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
+            }
+            break;
+        }
         const ret_chunk_in *c = &chunks[i];
         const char *heading = c->heading ? c->heading : "";
         sqlite3_bind_int64(ins, 1, doc_id);
@@ -600,10 +613,19 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
             sqlite3_bind_blob(vec, 2, h, (int)(sizeof *h * (size_t)dim), SQLITE_STATIC);
             if (sqlite3_step(vec) != SQLITE_DONE) { rc = db_fail(s, err, "insert vector"); goto out; }
             sqlite3_reset(vec);
-            sqlite3_bind_int64(chg, 1, kb);
-            sqlite3_bind_int64(chg, 2, id);
-            if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
-            sqlite3_reset(chg);
+            if (run_n && id == run_first + run_n) {
+                run_n++;
+                continue;
+            }
+            if (run_n) {
+                sqlite3_bind_int64(chg, 1, kb);
+                sqlite3_bind_int64(chg, 2, run_first);
+                sqlite3_bind_int64(chg, 3, run_n);
+                if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
+                sqlite3_reset(chg);
+            }
+            run_first = id;
+            run_n = 1;
         }
     }
 out:
@@ -842,7 +864,7 @@ static zk_rc replay(ret_store *s, kb_index *ki, char *err)
 
     if (max_seq(s, ki->kb) <= applied) return ZK_OK;
     if (own_txn && (rc = exec(s, "BEGIN", err)) != ZK_OK) return rc;
-    if (sqlite3_prepare_v2(s->db, "SELECT seq, chunk_id FROM changes WHERE kb_id = ? AND seq > ? ORDER BY seq",
+    if (sqlite3_prepare_v2(s->db, "SELECT seq, chunk_id, n FROM changes WHERE kb_id = ? AND seq > ? ORDER BY seq",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(s, err, "read changes");
         goto out;
@@ -851,14 +873,16 @@ static zk_rc replay(ret_store *s, kb_index *ki, char *err)
     sqlite3_bind_int64(st, 2, applied);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
+        int64_t first = sqlite3_column_int64(st, 1), run = sqlite3_column_int64(st, 2);
+        if (run < 1 || run > RET_MAX_RUN) { rc = zk_fail(err, ZK_CORRUPT, "change log: a run of %lld chunks", (long long)run); goto out; }
+        while (n + (size_t)run > cap) {
             cap = cap ? cap * 2 : 1024;
             int64_t *p = zk_realloc(ids, cap * sizeof *p);
             if (!p) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
             ids = p;
         }
         last = sqlite3_column_int64(st, 0);
-        ids[n++] = sqlite3_column_int64(st, 1);
+        for (int64_t k = 0; k < run; k++) ids[n++] = first + k;
     }
     if (r != SQLITE_DONE) { rc = db_fail(s, err, "read changes"); goto out; }
     qsort(ids, n, sizeof *ids, zk_cmp_i64);

@@ -4,6 +4,8 @@
  * open batch, so invisible to the driving thread's read-only lookups) is
  * found by the writer — unchanged with the same text, replaced with another;
  * a re-run over committed documents reports them unchanged without work;
+ * the change log holds one row per document (a run of its chunk ids) and a
+ * fresh connection's vector index and access map expand the runs;
  * idx_below_writer lowers only the calling thread's priority. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,9 @@
 
 #include "indexer/ingest.h"
 #include "llm/embed.h"
+#include "retrieval/acl.h"
+#include "retrieval/search.h"
+#include "retrieval/vindex.h"
 
 typedef struct {
     int count[IDX__NSTATUS];
@@ -95,6 +100,36 @@ static void test_threads_and_duplicates(void **state)
     assert_int_equal(query_int(s, "SELECT count(*) FROM chunks c JOIN documents d ON d.id = c.doc_id "
                                   "WHERE d.ext_id = 'd5' AND c.text LIKE '%zkmark5%'"), 0);
     assert_int_equal(query_int(s, "SELECT count(*) FROM vectors"), query_int(s, "SELECT count(*) FROM chunks"));
+    /* one change row per written document: 11 adds (d5 twice), runs
+     * covering every chunk ever added, the replaced ones deleted one by one */
+    assert_int_equal(query_int(s, "SELECT count(*) FROM changes WHERE op = 1"), 11);
+    assert_int_equal(query_int(s, "SELECT sum(n) FROM changes WHERE op = 1"),
+                     query_int(s, "SELECT count(*) FROM chunks") + query_int(s, "SELECT count(*) FROM changes WHERE op = 0"));
+    /* a new connection, no snapshot: the runs are replayed into the vector
+     * index and the access map; every chunk is found, the replaced ones not */
+    ret_store *s2;
+    assert_int_equal(ret_store_open(dir, 0, &s2, err), ZK_OK);
+    ret_vindex *vi;
+    assert_int_equal(ret_store_vindex(s2, 1, &vi, err), ZK_OK);
+    assert_int_equal(ret_vindex_count(vi), query_int(s, "SELECT count(*) FROM chunks"));
+    ret_caller admin;
+    ret_caller_admin(&admin);
+    static const char *const modes[] = {"bm25", "vector"};
+    for (int m = 0; m < 2; m++) {
+        ret_search_opts so;
+        ret_search_opts_init(&so, NULL);
+        so.caller = &admin;
+        so.mode = m == 0 ? RET_MODE_BM25 : RET_MODE_VECTOR;
+        ret_hit *h;
+        size_t nh;
+        assert_int_equal(ret_search(s2, e, "zkmark7 rivers mountains", &so, &h, &nh, err), ZK_OK);
+        assert_true(nh > 0);
+        if (m == 0) assert_string_equal(h[0].ext_id, "d7");
+        for (size_t k = 0; k < nh; k++) assert_null(strstr(h[k].text, "zkmark5"));   /* the replaced text */
+        ret_hits_free(h, nh);
+        (void)modes;
+    }
+    ret_store_close(s2);
 
     /* a second run: all committed, all unchanged */
     reports r2;
