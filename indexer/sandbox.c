@@ -8,6 +8,14 @@
  * socketpair as length-prefixed frames; the parent reads results as hostile
  * input.
  *
+ * A helper is the running binary started afresh: fork, then exec of
+ * /proc/self/exe with HELPER_ENV set, which a constructor here turns into
+ * child_main() before main() runs. A plain fork of the threaded ingester
+ * copied whatever lock another thread held at that instant (the
+ * AddressSanitizer allocator's, a library's) and a helper could wait on it
+ * forever — seen once in CI as a 120 s hang of a hostile-file ingest. The
+ * forked image is only used when the exec fails (no /proc).
+ *
  * Request (parent → child; native byte order, same binary on both sides):
  *   "ZKQ1" hooklen:u16 hook namelen:u32 name datalen:u64 data
  * Reply (child → parent): len:u64, then len bytes:
@@ -46,6 +54,7 @@
 #define HOOK_MAX 32
 #define RECYCLE_DOCS 1000
 #define RECYCLE_GROWTH_MB 256
+#define HELPER_ENV "ZHIKU_SANDBOX_HELPER"   /* fd:parent:cpu:memory_mb:wall:max_output_mb */
 
 struct idx_sandbox {
     idx_sandbox_opts o;
@@ -587,6 +596,51 @@ static void helper_stop(idx_sandbox *sb)
     sb->pid = 0;
 }
 
+/* The helper's environment: this process's, with HELPER_ENV and one
+ * thread for the BLAS/OpenMP libraries the binary also links (the parser
+ * needs none). Built before fork: after it only exec is called. */
+static char **helper_env(int fd, pid_t parent, const idx_sandbox_opts *o, char *vars)
+{
+    extern char **environ;
+    size_t n = 0;
+    while (environ && environ[n]) n++;
+    char **env = malloc((n + 4) * sizeof *env);
+    if (!env) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], HELPER_ENV "=", sizeof HELPER_ENV) && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) &&
+            strncmp(environ[i], "OMP_NUM_THREADS=", 16))
+            env[k++] = environ[i];
+    int len = snprintf(vars, 160, HELPER_ENV "=%d:%ld:%d:%ld:%d:%ld", fd, (long)parent, o->cpu_seconds, o->memory_mb,
+                       o->wall_seconds, o->max_output_mb);
+    if (len < 0 || len >= 160) {
+        free(env);
+        return NULL;
+    }
+    env[k++] = vars;
+    env[k++] = vars + len + 1;
+    strcpy(vars + len + 1, "OPENBLAS_NUM_THREADS=1");
+    env[k++] = vars + len + 1 + 23;
+    strcpy(vars + len + 1 + 23, "OMP_NUM_THREADS=1");
+    env[k] = NULL;
+    return env;
+}
+
+/* A process started with HELPER_ENV is a helper from its first instruction
+ * of ours: it never reaches main(). */
+__attribute__((constructor)) static void helper_entry(void)
+{
+    const char *v = getenv(HELPER_ENV);
+    if (!v) return;
+    int fd, cpu, wall;
+    long parent, mem, out;
+    if (sscanf(v, "%d:%ld:%d:%ld:%d:%ld", &fd, &parent, &cpu, &mem, &wall, &out) != 6) _exit(CHILD_WRITE_FAILED);
+    idx_sandbox_opts o = {.enabled = 1, .cpu_seconds = cpu, .memory_mb = mem, .wall_seconds = wall,
+                          .max_output_mb = out};
+    child_main(fd, (pid_t)parent, &o);
+    _exit(CHILD_WRITE_FAILED);   /* not reached */
+}
+
 static zk_rc helper_start(idx_sandbox *sb, char *err)
 {
     int sv[2];
@@ -598,18 +652,24 @@ static zk_rc helper_start(idx_sandbox *sb, char *err)
         (void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
     }
     pid_t parent = getpid();
+    char vars[160 + 48];
+    char **env = helper_env(sv[1], parent, &sb->o, vars);
+    char *const argv[] = {"zhiku-parser", NULL};
     pid_t pid = fork();
     if (pid < 0) {
         zk_rc rc = zk_fail(err, ZK_IO, "sandbox fork: %s", strerror(errno));
         close(sv[0]);
         close(sv[1]);
+        free(env);
         return rc;
     }
     if (pid == 0) {
         close(sv[0]);
-        child_main(sv[1], parent, &sb->o);
+        if (env && fcntl(sv[1], F_SETFD, 0) == 0) execve("/proc/self/exe", argv, env);
+        child_main(sv[1], parent, &sb->o);   /* no exec: this (forked) image */
         _exit(CHILD_WRITE_FAILED);   /* not reached */
     }
+    free(env);
     close(sv[1]);
     (void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     sb->pid = pid;

@@ -329,6 +329,15 @@ static void test_helper_reused(void **state)
     assert_int_equal(idx_sandbox_new(&o, &sb, err), ZK_OK);
     long pid = helper_pid(sb);
     assert_true(pid > 0);
+    /* the helper is this binary exec'd afresh, not a fork of this threaded
+     * process (no inherited locks; indexer/sandbox.c) */
+    char path[64], cmd[64] = "";
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *cf = fopen(path, "r");
+    assert_non_null(cf);
+    assert_non_null(fgets(cmd, sizeof cmd, cf));
+    fclose(cf);
+    assert_string_equal(cmd, "zhiku-parser");
     for (int i = 0; i < 50; i++) assert_int_equal(run_hook(sb, NULL, err), ZK_OK);
     /* a parser error is the document's answer, not the helper's fault */
     const char png[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
