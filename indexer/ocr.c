@@ -42,6 +42,13 @@ zk_rc idx_ocr_configure(const char *url, const char *api_key, long timeout_ms)
     return ZK_OK;
 }
 
+void idx_ocr_get(const char **url, const char **api_key, long *timeout_ms)
+{
+    *url = ocr_cfg.url;
+    *api_key = ocr_cfg.api_key;
+    *timeout_ms = ocr_cfg.timeout_ms;
+}
+
 int idx_ocr_enabled(void)
 {
     return ocr_cfg.url != NULL;

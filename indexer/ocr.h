@@ -15,6 +15,9 @@
  * api_key may be NULL/"" (no Authorization header); timeout_ms <= 0 means
  * 60000. Call once at start-up, before parsing; not thread-safe itself. */
 zk_rc idx_ocr_configure(const char *url, const char *api_key, long timeout_ms);
+/* The configuration as set (url NULL = none), for the sandbox helper
+ * processes, which parse and so call the service (indexer/sandbox.c). */
+void idx_ocr_get(const char **url, const char **api_key, long *timeout_ms);
 
 /* 1 when an OCR url is configured. */
 int idx_ocr_enabled(void);

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "indexer/ocr.h"
 #include "utf8.h"
 
 #define REQ_MAGIC "ZKQ1"
@@ -54,7 +55,9 @@
 #define HOOK_MAX 32
 #define RECYCLE_DOCS 1000
 #define RECYCLE_GROWTH_MB 256
-#define HELPER_ENV "ZHIKU_SANDBOX_HELPER"   /* fd:parent:cpu:memory_mb:wall:max_output_mb */
+#define HELPER_ENV "ZHIKU_SANDBOX_HELPER"   /* fd:parent:cpu:memory_mb:wall:max_output_mb:ocr_timeout_ms */
+#define HELPER_OCR_URL "ZHIKU_SANDBOX_OCR_URL"   /* [ocr] as configured in the parent */
+#define HELPER_OCR_KEY "ZHIKU_SANDBOX_OCR_KEY"
 
 struct idx_sandbox {
     idx_sandbox_opts o;
@@ -596,33 +599,50 @@ static void helper_stop(idx_sandbox *sb)
     sb->pid = 0;
 }
 
-/* The helper's environment: this process's, with HELPER_ENV and one
- * thread for the BLAS/OpenMP libraries the binary also links (the parser
- * needs none). Built before fork: after it only exec is called. */
-static char **helper_env(int fd, pid_t parent, const idx_sandbox_opts *o, char *vars)
+static int env_is(const char *entry, const char *name)
+{
+    size_t n = strlen(name);
+    return !strncmp(entry, name, n) && entry[n] == '=';
+}
+
+/* The helper's environment: this process's, with HELPER_ENV, the [ocr]
+ * settings (the parser calls the OCR service; the api_key goes no further
+ * than a child of the same user) and one thread for the BLAS/OpenMP
+ * libraries the binary also links (the parser needs none). Built before
+ * fork: after it only exec is called. One malloc'd block; NULL on failure. */
+static char **helper_env(int fd, pid_t parent, const idx_sandbox_opts *o)
 {
     extern char **environ;
+    static const char *const ours[] = {HELPER_ENV, HELPER_OCR_URL, HELPER_OCR_KEY, "OPENBLAS_NUM_THREADS",
+                                       "OMP_NUM_THREADS"};
+    const char *url, *key;
+    long ocr_ms;
+    idx_ocr_get(&url, &key, &ocr_ms);
     size_t n = 0;
     while (environ && environ[n]) n++;
-    char **env = malloc((n + 4) * sizeof *env);
-    if (!env) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], HELPER_ENV "=", sizeof HELPER_ENV) && strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) &&
-            strncmp(environ[i], "OMP_NUM_THREADS=", 16))
-            env[k++] = environ[i];
-    int len = snprintf(vars, 160, HELPER_ENV "=%d:%ld:%d:%ld:%d:%ld", fd, (long)parent, o->cpu_seconds, o->memory_mb,
-                       o->wall_seconds, o->max_output_mb);
-    if (len < 0 || len >= 160) {
-        free(env);
-        return NULL;
+    zk_buf vars;
+    buf_init(&vars, 1 << 16);
+    int bad = buf_printf(&vars, HELPER_ENV "=%d:%ld:%d:%ld:%d:%ld:%ld", fd, (long)parent, o->cpu_seconds,
+                         o->memory_mb, o->wall_seconds, o->max_output_mb, ocr_ms) != ZK_OK;
+    bad |= buf_putc(&vars, '\0') != ZK_OK;
+    bad |= buf_printf(&vars, "OPENBLAS_NUM_THREADS=1%cOMP_NUM_THREADS=1%c", 0, 0) != ZK_OK;
+    if (url) bad |= buf_printf(&vars, HELPER_OCR_URL "=%s%c", url, 0) != ZK_OK;
+    if (key) bad |= buf_printf(&vars, HELPER_OCR_KEY "=%s%c", key, 0) != ZK_OK;
+    size_t nvars = 3 + (url != NULL) + (key != NULL);
+    char **env = bad ? NULL : malloc((n + nvars + 1) * sizeof *env + vars.len);
+    if (env) {
+        char *p = (char *)(env + n + nvars + 1);
+        memcpy(p, vars.data, vars.len);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            int mine = 0;
+            for (size_t j = 0; j < ZK_ARRAY_LEN(ours); j++) mine |= env_is(environ[i], ours[j]);
+            if (!mine) env[k++] = environ[i];
+        }
+        for (size_t j = 0; j < nvars; j++, p += strlen(p) + 1) env[k++] = p;
+        env[k] = NULL;
     }
-    env[k++] = vars;
-    env[k++] = vars + len + 1;
-    strcpy(vars + len + 1, "OPENBLAS_NUM_THREADS=1");
-    env[k++] = vars + len + 1 + 23;
-    strcpy(vars + len + 1 + 23, "OMP_NUM_THREADS=1");
-    env[k] = NULL;
+    buf_free(&vars);
     return env;
 }
 
@@ -633,8 +653,11 @@ __attribute__((constructor)) static void helper_entry(void)
     const char *v = getenv(HELPER_ENV);
     if (!v) return;
     int fd, cpu, wall;
-    long parent, mem, out;
-    if (sscanf(v, "%d:%ld:%d:%ld:%d:%ld", &fd, &parent, &cpu, &mem, &wall, &out) != 6) _exit(CHILD_WRITE_FAILED);
+    long parent, mem, out, ocr_ms;
+    if (sscanf(v, "%d:%ld:%d:%ld:%d:%ld:%ld", &fd, &parent, &cpu, &mem, &wall, &out, &ocr_ms) != 7)
+        _exit(CHILD_WRITE_FAILED);
+    if (getenv(HELPER_OCR_URL) && idx_ocr_configure(getenv(HELPER_OCR_URL), getenv(HELPER_OCR_KEY), ocr_ms) != ZK_OK)
+        _exit(CHILD_WRITE_FAILED);
     idx_sandbox_opts o = {.enabled = 1, .cpu_seconds = cpu, .memory_mb = mem, .wall_seconds = wall,
                           .max_output_mb = out};
     child_main(fd, (pid_t)parent, &o);
@@ -652,8 +675,7 @@ static zk_rc helper_start(idx_sandbox *sb, char *err)
         (void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
     }
     pid_t parent = getpid();
-    char vars[160 + 48];
-    char **env = helper_env(sv[1], parent, &sb->o, vars);
+    char **env = helper_env(sv[1], parent, &sb->o);
     char *const argv[] = {"zhiku-parser", NULL};
     pid_t pid = fork();
     if (pid < 0) {
