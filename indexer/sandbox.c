@@ -8,13 +8,14 @@
  * socketpair as length-prefixed frames; the parent reads results as hostile
  * input.
  *
- * A helper is the running binary started afresh: fork, then exec of
- * /proc/self/exe with HELPER_ENV set, which a constructor here turns into
+ * A helper is the running binary started afresh: fork, then exec of the
+ * binary (/proc/self/exe's target) with HELPER_ENV set, which a constructor here turns into
  * child_main() before main() runs. A plain fork of the threaded ingester
  * copied whatever lock another thread held at that instant (the
  * AddressSanitizer allocator's, a library's) and a helper could wait on it
  * forever — seen once in CI as a 120 s hang of a hostile-file ingest. The
- * forked image is only used when the exec fails (no /proc).
+ * forked image is only used when the exec fails (no /proc, the binary
+ * replaced on disk by an upgrade).
  *
  * Request (parent → child; native byte order, same binary on both sides):
  *   "ZKQ1" hooklen:u16 hook namelen:u32 name datalen:u64 data
@@ -675,7 +676,12 @@ static zk_rc helper_start(idx_sandbox *sb, char *err)
         (void)setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
     }
     pid_t parent = getpid();
-    char **env = helper_env(sv[1], parent, &sb->o);
+    /* the binary's path, not /proc/self/exe itself: under valgrind the
+     * process image is the tool, and only readlink is virtualised */
+    char exe[4096];
+    ssize_t exelen = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char **env = exelen > 0 ? helper_env(sv[1], parent, &sb->o) : NULL;
+    if (exelen > 0) exe[exelen] = '\0';
     char *const argv[] = {"zhiku-parser", NULL};
     pid_t pid = fork();
     if (pid < 0) {
@@ -687,7 +693,7 @@ static zk_rc helper_start(idx_sandbox *sb, char *err)
     }
     if (pid == 0) {
         close(sv[0]);
-        if (env && fcntl(sv[1], F_SETFD, 0) == 0) execve("/proc/self/exe", argv, env);
+        if (env && fcntl(sv[1], F_SETFD, 0) == 0) execve(exe, argv, env);
         child_main(sv[1], parent, &sb->o);   /* no exec: this (forked) image */
         _exit(CHILD_WRITE_FAILED);   /* not reached */
     }
