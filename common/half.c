@@ -10,6 +10,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define HALF_F16C 1
 
@@ -30,10 +31,19 @@ __attribute__((target("avx,f16c"))) static size_t to_floats_f16c(const uint16_t 
     return i;
 }
 
+/* CPUID.1:ECX bits 27-29 (OSXSAVE, AVX, F16C) and the OS saving YMM state
+ * (XGETBV); by hand because clang 14 (the fuzz build) does not know
+ * __builtin_cpu_supports("f16c"). */
 static int have_f16c(void)
 {
     static int cached = -1;   /* a benign race: every thread computes the same value */
-    if (cached < 0) cached = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (cached < 0) {
+        unsigned a, b, c, d, lo = 0, hi = 0;
+        int ok = __get_cpuid(1, &a, &b, &c, &d) && (c & (7u << 27)) == (7u << 27);
+        if (ok) __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        (void)hi;
+        cached = ok && (lo & 6u) == 6u;
+    }
     return cached;
 }
 #endif
