@@ -163,7 +163,7 @@ static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 2);
         int64_t run = sqlite3_column_int64(st, 5);
-        if (run < 1 || run > (1 << 24)) {
+        if (run < 1 || run > RET_MAX_RUN) {
             rc = zk_fail(err, ZK_CORRUPT, "access map: a change-log run of %lld chunks", (long long)run);
             break;
         }

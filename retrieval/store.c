@@ -25,7 +25,6 @@
 #include "retrieval/stmt.h"
 
 #define MAX_KB_INDEXES 64
-#define RET_MAX_RUN (1 << 24)   /* chunks in one change-log run: a sanity bound */
 
 /* One knowledge base's vector index. Readers (searches) hold `lock` for
  * reading; replay, rebuild and save take it for writing. */
@@ -555,6 +554,18 @@ static zk_rc drop_chunks(ret_store *s, int64_t kb, int64_t doc_id, char *err)
     return run_i64(s, "DELETE FROM chunks WHERE doc_id = ?1", 1, &doc_id, err);
 }
 
+/* One change-log row for the n chunk ids from first on (chg prepared by
+ * insert_chunks). */
+static zk_rc log_run(ret_store *s, sqlite3_stmt *chg, int64_t kb, int64_t first, int64_t n, char *err)
+{
+    sqlite3_bind_int64(chg, 1, kb);
+    sqlite3_bind_int64(chg, 2, first);
+    sqlite3_bind_int64(chg, 3, n);
+    int r = sqlite3_step(chg);
+    sqlite3_reset(chg);
+    return r == SQLITE_DONE ? ZK_OK : db_fail(s, err, "log change");
+}
+
 static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_chunk_in *chunks,
                            size_t n, const float *vecs, const uint16_t *halves, int dim, char *err)
 {
@@ -576,16 +587,7 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
     /* the change log gets one row per run of consecutive chunk ids (in one
      * transaction they are consecutive: one row per document) */
     int64_t run_first = 0, run_n = 0;
-    for (size_t i = 0; i <= n; i++) {
-        if (i == n) {
-            if (run_n) {
-                sqlite3_bind_int64(chg, 1, kb);
-                sqlite3_bind_int64(chg, 2, run_first);
-                sqlite3_bind_int64(chg, 3, run_n);
-                if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
-            }
-            break;
-        }
+    for (size_t i = 0; i < n; i++) {
         const ret_chunk_in *c = &chunks[i];
         const char *heading = c->heading ? c->heading : "";
         sqlite3_bind_int64(ins, 1, doc_id);
@@ -617,17 +619,12 @@ static zk_rc insert_chunks(ret_store *s, int64_t kb, int64_t doc_id, const ret_c
                 run_n++;
                 continue;
             }
-            if (run_n) {
-                sqlite3_bind_int64(chg, 1, kb);
-                sqlite3_bind_int64(chg, 2, run_first);
-                sqlite3_bind_int64(chg, 3, run_n);
-                if (sqlite3_step(chg) != SQLITE_DONE) { rc = db_fail(s, err, "log change"); goto out; }
-                sqlite3_reset(chg);
-            }
+            if (run_n && (rc = log_run(s, chg, kb, run_first, run_n, err)) != ZK_OK) goto out;
             run_first = id;
             run_n = 1;
         }
     }
+    if (run_n) rc = log_run(s, chg, kb, run_first, run_n, err);
 out:
     zk_free(half);
     sqlite3_finalize(ins);
@@ -1183,36 +1180,37 @@ static int64_t count_query(ret_store *s, const char *sql, int64_t arg)
     return v;
 }
 
+/* PRAGMA integrity_check of db: each finding printed as "label: ...";
+ * returns their number (1 when the check cannot run). */
+static int integrity(sqlite3 *db, const char *label, FILE *out)
+{
+    sqlite3_stmt *st = NULL;
+    int problems = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+        fprintf(out, "%s: %s\n", label, sqlite3_errmsg(db));
+        return 1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(st, 0);
+        if (m && strcmp(m, "ok")) { fprintf(out, "%s: %s\n", label, m); problems++; }
+    }
+    sqlite3_finalize(st);
+    return problems;
+}
+
 zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err)
 {
     int problems = 0;
     zk_rc rc = ZK_OK;
     sqlite3_stmt *st = NULL;
 
-    if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
-        return db_fail(s, err, "integrity_check");
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *m = (const char *)sqlite3_column_text(st, 0);
-        if (m && strcmp(m, "ok")) { fprintf(out, "integrity: %s\n", m); problems++; }
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-
+    problems += integrity(s->db, "integrity", out);
     sqlite3 *adb = ret_audit_db(s, &rc, err);
-    if (adb && adb != s->db && sqlite3_prepare_v2(adb, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW) {
-            const char *m = (const char *)sqlite3_column_text(st, 0);
-            if (m && strcmp(m, "ok")) { fprintf(out, "audit.db integrity: %s\n", m); problems++; }
-        }
-    } else if (adb && adb != s->db) {
-        fprintf(out, "audit.db: %s\n", sqlite3_errmsg(adb));
-        problems++;
-    } else if (!adb && rc != ZK_NOTFOUND) {
+    if (adb && adb != s->db) problems += integrity(adb, "audit.db integrity", out);
+    else if (!adb && rc != ZK_NOTFOUND) {
         fprintf(out, "audit.db: %s\n", err);
         problems++;
     }
-    sqlite3_finalize(st);
-    st = NULL;
     rc = ZK_OK;
 
     char *msg = NULL;

@@ -31,6 +31,9 @@ zk_rc ret_store_open(const char *data_dir, int flags, ret_store **out, char *err
 void ret_store_close(ret_store *s);   /* saves dirty vector snapshots */
 
 sqlite3 *ret_store_db(ret_store *s);
+/* Most chunk ids one change-log row may cover (schema/005): a sanity bound
+ * for readers of the `changes` table. */
+#define RET_MAX_RUN (1 << 24)
 /* zhiku's busy handler (short sleeps first, gives up after ~10 s) on db. */
 void ret__busy_handler(sqlite3 *db);
 /* The process-wide access map of this data directory (retrieval/docmap.h). */
