@@ -139,6 +139,8 @@ void ret_store_share_indexes(ret_store *s, ret_indexes *x)
     s->own_ix = 0;
 }
 
+ret_indexes *ret_store_indexes(ret_store *s) { return s->ix; }
+
 /* Waiting for another connection's write lock: SQLite's default busy
  * timeout sleeps 1, 2, 5, 10 ... 100 ms between tries, so connections of
  * one server writing small rows (the audit log, usage, conversations)

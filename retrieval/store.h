@@ -136,6 +136,8 @@ ret_indexes *ret_indexes_new(const char *data_dir);
 zk_rc ret_indexes_save(ret_indexes *x, char *err);
 void ret_indexes_free(ret_indexes *x);
 void ret_store_share_indexes(ret_store *s, ret_indexes *x);
+/* The registry s uses (its own or a shared one), to share it further. */
+ret_indexes *ret_store_indexes(ret_store *s);
 /* Replay changes into every open index; save snapshots when save = 1. */
 zk_rc ret_store_sync(ret_store *s, int save, char *err);
 
