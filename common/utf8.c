@@ -3,6 +3,8 @@
  * allocation. */
 #include "utf8.h"
 
+#include <string.h>
+
 size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *out_cp)
 {
     if (len == 0) { *out_cp = 0; return 0; }
@@ -51,20 +53,47 @@ size_t utf8_encode(uint32_t cp, char *out)
     return 4;
 }
 
-int utf8_valid(const char *s, size_t len)
+/* 1 if s[0] (of len > 0 bytes) is a continuation byte in [lo, hi]. */
+#define CONT_IN(s, lo, hi) ((s)[0] >= (lo) && (s)[0] <= (hi))
+#define CONT(s) (((s)[0] & 0xC0) == 0x80)
+
+/* The well-formed sequences of Unicode's table 3-7 (what utf8_decode
+ * accepts), checked without building code points: every byte of the text
+ * passes here two or three times during ingestion (charset detection, the
+ * copy, the check of a parser helper's output), and ASCII goes 8 bytes at
+ * a time. */
+size_t utf8_valid_prefix(const char *s, size_t len, size_t *out_multibyte)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
+    size_t i = 0, mb = 0;
     while (i < len) {
-        uint32_t cp;
-        size_t n = utf8_decode(p + i, len - i, &cp);
-        if (cp == UTF8_REPLACEMENT && n == 1 && p[i] >= 0x80) {
-            /* a literal U+FFFD is 3 bytes; a 1-byte FFFD is an error */
-            return 0;
-        }
+        uint64_t w;
+        while (i + 8 <= len && (memcpy(&w, p + i, 8), (w & 0x8080808080808080ull) == 0)) i += 8;
+        if (i == len) break;
+        unsigned c = p[i];
+        if (c < 0x80) { i++; continue; }
+        size_t left = len - i;
+        const unsigned char *q = p + i + 1;
+        size_t n;
+        if (c >= 0xC2 && c <= 0xDF) n = left >= 2 && CONT(q) ? 2 : 0;
+        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) n = left >= 3 && CONT(q) && CONT(q + 1) ? 3 : 0;
+        else if (c == 0xE0) n = left >= 3 && CONT_IN(q, 0xA0, 0xBF) && CONT(q + 1) ? 3 : 0;
+        else if (c == 0xED) n = left >= 3 && CONT_IN(q, 0x80, 0x9F) && CONT(q + 1) ? 3 : 0;   /* no surrogates */
+        else if (c == 0xF0) n = left >= 4 && CONT_IN(q, 0x90, 0xBF) && CONT(q + 1) && CONT(q + 2) ? 4 : 0;
+        else if (c >= 0xF1 && c <= 0xF3) n = left >= 4 && CONT(q) && CONT(q + 1) && CONT(q + 2) ? 4 : 0;
+        else if (c == 0xF4) n = left >= 4 && CONT_IN(q, 0x80, 0x8F) && CONT(q + 1) && CONT(q + 2) ? 4 : 0;
+        else n = 0;
+        if (!n) break;
         i += n;
+        mb++;
     }
-    return 1;
+    if (out_multibyte) *out_multibyte = mb;
+    return i;
+}
+
+int utf8_valid(const char *s, size_t len)
+{
+    return utf8_valid_prefix(s, len, NULL) == len;
 }
 
 size_t utf8_count(const char *s, size_t len)

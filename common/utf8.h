@@ -22,6 +22,9 @@ size_t utf8_encode(uint32_t cp, char *out);
 
 /* 1 if s[0..len) is valid UTF-8. */
 int utf8_valid(const char *s, size_t len);
+/* Length of the longest valid UTF-8 prefix of s[0..len); the number of
+ * multi-byte characters in it goes to *out_multibyte (may be NULL). */
+size_t utf8_valid_prefix(const char *s, size_t len, size_t *out_multibyte);
 
 /* Number of code points in s[0..len) (invalid bytes count one each). */
 size_t utf8_count(const char *s, size_t len);

@@ -53,14 +53,13 @@ static int truncated_tail(const unsigned char *p, size_t len)
 static void utf8_stats(const unsigned char *p, size_t len, size_t *out_mb, size_t *out_bad)
 {
     size_t i = 0, mb = 0, bad = 0;
-    while (i < len) {
-        if (p[i] < 0x80) { i++; continue; }
-        uint32_t cp;
-        size_t n = utf8_decode(p + i, len - i, &cp);
-        if (n > 1) { mb++; i += n; continue; }
+    for (;;) {
+        size_t m;
+        i += utf8_valid_prefix((const char *)p + i, len - i, &m);
+        mb += m;
         /* a sequence cut off by the end of the data is truncation, not a
          * sign of another encoding */
-        if (truncated_tail(p + i, len - i)) break;
+        if (i == len || truncated_tail(p + i, len - i)) break;
         bad++;
         i++;
     }
@@ -127,21 +126,15 @@ static void detect_legacy(const unsigned char *p, size_t len, char cs[32])
 /* Copy UTF-8, replacing each invalid byte with U+FFFD. */
 static zk_rc repair_utf8(const unsigned char *p, size_t len, zk_buf *b)
 {
-    size_t i = 0, run = 0;
-    zk_rc rc = ZK_OK;
-    while (i < len) {
-        if (p[i] < 0x80) { i++; continue; }
-        uint32_t cp;
-        size_t n = utf8_decode(p + i, len - i, &cp);
-        if (n == 1) {
-            if ((rc = buf_append(b, p + run, i - run)) != ZK_OK) return rc;
-            if ((rc = buf_append(b, REPL, 3)) != ZK_OK) return rc;
-            if (truncated_tail(p + i, len - i)) return ZK_OK;
-            run = i + 1;
-        }
-        i += n;
+    size_t i = 0;
+    zk_rc rc;
+    for (;;) {
+        size_t n = utf8_valid_prefix((const char *)p + i, len - i, NULL);
+        if ((rc = buf_append(b, p + i, n)) != ZK_OK || (i += n) == len) return rc;
+        if ((rc = buf_append(b, REPL, 3)) != ZK_OK) return rc;
+        if (truncated_tail(p + i, len - i)) return ZK_OK;
+        i++;
     }
-    return buf_append(b, p + run, len - run);
 }
 
 static zk_rc convert_iconv(const char *cs, const unsigned char *p, size_t len, zk_buf *b,

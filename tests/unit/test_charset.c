@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "indexer/charset.h"
+#include "utf8.h"
 
 /* Encode a UTF-8 string with iconv; caller frees. */
 static char *encode(const char *to, const char *utf8, size_t *out_len)
@@ -166,6 +167,74 @@ static void test_invalid_bytes(void **state)
     expect(z, sizeof z - 1, "hello world! \xE4\xB8\xAD", "UTF-8");
 }
 
+/* utf8_valid_prefix (the fast scanner of the copy and of the checks) and
+ * utf8_decode (the decoder) agree on where valid UTF-8 ends and on how many
+ * multi-byte characters come before: every 1- and 2-byte string, 3- and
+ * 4-byte ones over the edges of the continuation ranges, each at offsets
+ * around an 8-byte ASCII word. */
+static size_t ref_prefix(const unsigned char *p, size_t len, size_t *mb)
+{
+    size_t i = 0;
+    *mb = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t n = utf8_decode(p + i, len - i, &cp);
+        if (cp == UTF8_REPLACEMENT && n == 1 && p[i] >= 0x80) break;
+        if (n > 1) (*mb)++;
+        i += n;
+    }
+    return i;
+}
+
+static void check_prefix(const unsigned char *seq, size_t n)
+{
+    unsigned char buf[32];
+    for (size_t lead = 0; lead < 10; lead += 3) {
+        memset(buf, 'a', lead);
+        memcpy(buf + lead, seq, n);
+        memset(buf + lead + n, 'z', 9);
+        for (size_t len = lead + n; len <= lead + n + 9; len += 9) {
+            size_t mb_ref, mb;
+            size_t want = ref_prefix(buf, len, &mb_ref);
+            size_t got = utf8_valid_prefix((const char *)buf, len, &mb);
+            if (got != want || mb != mb_ref) {
+                fail_msg("prefix of %02x %02x %02x %02x (n %zu, lead %zu, len %zu): %zu/%zu, want %zu/%zu",
+                         seq[0], n > 1 ? seq[1] : 0, n > 2 ? seq[2] : 0, n > 3 ? seq[3] : 0, n, lead, len, got, mb,
+                         want, mb_ref);
+            }
+        }
+    }
+}
+
+static void test_valid_prefix_matches_decoder(void **state)
+{
+    (void)state;
+    /* every boundary of table 3-7's continuation ranges */
+    static const unsigned char edge[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xF4, 0xFF};
+    unsigned char s[4];
+    for (unsigned a = 0; a < 256; a++) {
+        s[0] = (unsigned char)a;
+        check_prefix(s, 1);
+        for (unsigned b = 0; b < 256; b++) {
+            s[1] = (unsigned char)b;
+            check_prefix(s, 2);
+        }
+        if (a < 0xC0) continue;   /* 3- and 4-byte forms: lead bytes only */
+        for (size_t b = 0; b < sizeof edge; b++)
+            for (size_t c = 0; c < sizeof edge; c++) {
+                s[1] = edge[b];
+                s[2] = edge[c];
+                check_prefix(s, 3);
+                for (size_t d = 0; d < sizeof edge; d++) {
+                    s[3] = edge[d];
+                    check_prefix(s, 4);
+                }
+            }
+    }
+    assert_true(utf8_valid("\xe7\x9f\xa5\xe5\xba\x93 ok \xef\xbf\xbd", 13));   /* a literal U+FFFD is valid */
+    assert_false(utf8_valid("ok \xe7\x9f", 5));
+}
+
 static void test_too_big(void **state)
 {
     (void)state;
@@ -184,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_utf16_bom),   cmocka_unit_test(test_utf32_bom),
         cmocka_unit_test(test_gbk),         cmocka_unit_test(test_other_legacy),
         cmocka_unit_test(test_invalid_bytes), cmocka_unit_test(test_too_big),
+        cmocka_unit_test(test_valid_prefix_matches_decoder),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
