@@ -6,6 +6,7 @@
 #include "llm/terms.h"
 
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "utf8.h"
@@ -135,7 +136,7 @@ size_t llm__stem(uint32_t *cp, size_t n)
 
 /* ---- stopwords ----------------------------------------------------------- */
 
-/* Sorted (strcmp order) for bsearch. */
+/* Sorted (strcmp order), for reading. */
 static const char *const stopwords[] = {
     "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at",
     "be", "been", "before", "being", "but", "by", "can", "could", "describe", "did",
@@ -147,24 +148,6 @@ static const char *const stopwords[] = {
     "those", "to", "too", "us", "very", "was", "we", "were", "what", "when", "where",
     "which", "who", "whom", "whose", "why", "will", "with", "work", "works", "would", "you", "your",
 };
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int llm__is_stopword(const uint32_t *cp, size_t n)
-{
-    char w[12];
-    if (n == 0 || n >= sizeof w) return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (cp[i] < 'a' || cp[i] > 'z') return 0;
-        w[i] = (char)cp[i];
-    }
-    w[n] = '\0';
-    const char *key = w;
-    return bsearch(&key, stopwords, sizeof stopwords / sizeof stopwords[0], sizeof stopwords[0], cmp_str) != NULL;
-}
 
 /* Chinese question words and particles; longest first. */
 static const char *const cjk_stops[] = {
@@ -201,17 +184,56 @@ static const uint32_t cjk_stopchars[] = {
     0x88ab, 0x8c01, 0x8fc7, 0x8fd9, 0x90a3, 0x90fd,
 };
 
+/* Both stop lists are looked up for every word and CJK character embedded
+ * (a bsearch of strcmp calls was 3% of ingestion's CPU): the words go into
+ * an open-addressing table, the characters into a bitmap over their range,
+ * once per process. */
+#define STOP_SLOTS 256   /* power of two, > 2x the stopwords */
+
+static const char *stop_slot[STOP_SLOTS];
+static uint64_t stopchar_bits[(0x9fff - 0x4e00 + 64) / 64];
+static pthread_once_t stop_once = PTHREAD_ONCE_INIT;
+
+static uint32_t word_hash(const char *w, size_t n)
+{
+    uint32_t h = 2166136261u;   /* FNV-1a */
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
+static void stop_init(void)
+{
+    for (size_t i = 0; i < sizeof stopwords / sizeof stopwords[0]; i++) {
+        uint32_t j = word_hash(stopwords[i], strlen(stopwords[i])) & (STOP_SLOTS - 1);
+        while (stop_slot[j]) j = (j + 1) & (STOP_SLOTS - 1);
+        stop_slot[j] = stopwords[i];
+    }
+    for (size_t i = 0; i < sizeof cjk_stopchars / sizeof cjk_stopchars[0]; i++) {
+        uint32_t k = cjk_stopchars[i] - 0x4e00;
+        stopchar_bits[k / 64] |= (uint64_t)1 << (k % 64);
+    }
+}
+
+int llm__is_stopword(const uint32_t *cp, size_t n)
+{
+    char w[12];
+    if (n == 0 || n >= sizeof w) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cp[i] < 'a' || cp[i] > 'z') return 0;
+        w[i] = (char)cp[i];
+    }
+    pthread_once(&stop_once, stop_init);
+    for (uint32_t j = word_hash(w, n) & (STOP_SLOTS - 1); stop_slot[j]; j = (j + 1) & (STOP_SLOTS - 1))
+        if (!strncmp(stop_slot[j], w, n) && stop_slot[j][n] == '\0') return 1;
+    return 0;
+}
+
 int llm__cjk_is_stopchar(uint32_t cp)
 {
-    size_t lo = 0, hi = sizeof cjk_stopchars / sizeof cjk_stopchars[0];
-    if (cp < cjk_stopchars[0] || cp > cjk_stopchars[hi - 1]) return 0;
-    while (lo < hi) {   /* binary search: 6 probes */
-        size_t mid = (lo + hi) / 2;
-        if (cjk_stopchars[mid] == cp) return 1;
-        if (cjk_stopchars[mid] < cp) lo = mid + 1;
-        else hi = mid;
-    }
-    return 0;
+    if (cp < 0x4e00 || cp > 0x9fff) return 0;
+    pthread_once(&stop_once, stop_init);
+    uint32_t k = cp - 0x4e00;
+    return (int)((stopchar_bits[k / 64] >> (k % 64)) & 1);
 }
 
 /* ---- hashing --------------------------------------------------------------- */

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "llm/embed.h"
+#include "llm/terms.h"
+#include "utf8.h"
 #include "utf8.h"
 
 static llm_embedder *mk(int dim)
@@ -287,6 +289,45 @@ static void test_throughput(void **state)
     llm_embedder_free(e);
 }
 
+/* The stop lists' lookups (a hash table and a bitmap built once): every
+ * listed word and character is found, near misses are not. */
+static void to_cps(const char *w, uint32_t *cp, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; w[i];) {
+        uint32_t c;
+        i += utf8_decode((const unsigned char *)w + i, strlen(w) - i, &c);
+        cp[(*n)++] = c;
+    }
+}
+
+static void test_stop_lists(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"a", "the", "your", "whose", "explain", "works", "about"};
+    static const char *const no[] = {"", "b", "thee", "th", "yours", "whos", "explains", "river", "The", "abcdefghijkl"};
+    uint32_t cp[64];
+    size_t n;
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        to_cps(yes[i], cp, &n);
+        assert_true(llm__is_stopword(cp, n));
+    }
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        to_cps(no[i], cp, &n);
+        assert_false(llm__is_stopword(cp, n));
+    }
+    const char *stops = "的了是在和与及或而也就都被把对从以为于之其这那个有们我你他她它着过吗呢吧啊么什哪谁几多少何怎";
+    size_t hits = 0;
+    for (uint32_t c = 0x4e00; c <= 0x9fff; c++) hits += (size_t)llm__cjk_is_stopchar(c);
+    to_cps(stops, cp, &n);
+    assert_int_equal(n, 46);
+    for (size_t i = 0; i < n; i++) assert_true(llm__cjk_is_stopchar(cp[i]));
+    assert_int_equal(hits, 46);
+    assert_false(llm__cjk_is_stopchar('a'));
+    assert_false(llm__cjk_is_stopchar(0x4dff));
+    assert_false(llm__cjk_is_stopchar(0xa000));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +340,7 @@ int main(void)
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_long_text),
         cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_stop_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
