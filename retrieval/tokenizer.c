@@ -511,7 +511,8 @@ static int pretok_try(ret_tokenizer *t, void *ctx, int flags, const char *text, 
         return 0;
     for (size_t i = p->next; i < p->ntexts && i < p->next + 2; i++) {
         const pretok_text *e = &p->texts[i];
-        if (e->len != (size_t)len || memcmp(e->text, text, (size_t)len) != 0) continue;
+        /* the same buffer when the writer bound it SQLITE_STATIC (FTS5 sees it uncopied) */
+        if (e->len != (size_t)len || (e->text != text && memcmp(e->text, text, (size_t)len) != 0)) continue;
         p->next = i + 1;
         p->replayed++;
         *out_rc = replay(p, e, text, len, ctx, xToken);
