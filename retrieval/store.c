@@ -935,8 +935,11 @@ static zk_rc index_entry(ret_store *s, int64_t kb, kb_index **out, char *err)
     kb_index *ki = NULL;
     for (int i = 0; i < x->nidx; i++)
         if (x->idx[i]->kb == kb) ki = x->idx[i];
-    if (ki && ret_vindex_dim(ki->vi) != dim) {
-        /* the kb was re-embedded with another dimension (zhiku reindex) */
+    /* the builtin embedder's sparse queries read few columns: exact column
+     * index; dense (remote) embeddings: FAISS, flat then IVF */
+    int layout = strncmp(model, "builtin-", 8) == 0 ? RET_VINDEX_COLUMNS : RET_VINDEX_AUTO;
+    if (ki && ki->vi && (ret_vindex_dim(ki->vi) != dim || ret_vindex_layout(ki->vi) != layout)) {
+        /* the kb was re-embedded with another dimension or model (zhiku reindex) */
         pthread_rwlock_wrlock(&ki->lock);
         ret_vindex_free(ki->vi);
         ki->vi = NULL;
@@ -945,7 +948,7 @@ static zk_rc index_entry(ret_store *s, int64_t kb, kb_index **out, char *err)
     if (!ki || !ki->vi) {
         snprintf(dir, sizeof dir, "%s/vectors/kb-%lld", x->dir, (long long)kb);
         ret_vindex *vi = NULL;
-        if ((rc = ret_vindex_open(dir, dim, &vi, &rebuilt, err)) != ZK_OK) goto out;
+        if ((rc = ret_vindex_open_layout(dir, dim, layout, &vi, &rebuilt, err)) != ZK_OK) goto out;
         if (ret_vindex_applied_seq(vi) > max_seq(s, kb)) {
             /* snapshot from another database (restored backup?): rebuild */
             ZK_LOG(ZK_LOG_WARN, "vector snapshot of kb %lld is ahead of the database; rebuilding", (long long)kb);

@@ -19,6 +19,7 @@
  * from the mapping. Figures: docs/PERFORMANCE.md. */
 #include "vindex.h"
 #include "vindex_int.h"
+#include "colidx.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -78,7 +79,7 @@
 #define IVF_GATHER_CHUNK 4096   /* vectors copied per hold of vi->mu */
 #define DIRECT_MAP_HASHTABLE 2  /* faiss::DirectMap::Hashtable */
 
-enum { KIND_FLAT = 1, KIND_IVF = 2 };
+enum { KIND_FLAT = 1, KIND_IVF = 2, KIND_COLS = 3 };
 enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
 
 /* ret_vindex_search_allowed has two strategies: (a) "exact", score each
@@ -92,6 +93,7 @@ enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
  * (bench/vindex_filter_bench.c, bench/vindex_scale_bench.c;
  * docs/PERFORMANCE.md). */
 #define ALLOWED_EXACT_FRACTION (1.0 / 64)
+#define COLS_EXACT_FRACTION (1.0 / 16)   /* column index: id by id below this */
 #define IVF_EXACT_FRACTION 0.0
 /* IVF selector scans widen nprobe by (ntotal / n_allowed)^IVF_FILTER_EXP so
  * enough allowed candidates are visited (capped at nlist: exact). */
@@ -153,7 +155,9 @@ struct ret_vindex {
     char *path;             /* dir/index.zkv */
     int dim;
     int64_t applied_seq;    /* last change sequence reflected in index */
-    int kind;               /* KIND_FLAT or KIND_IVF */
+    int kind;               /* KIND_FLAT, KIND_IVF or KIND_COLS */
+    int layout;             /* RET_VINDEX_AUTO or _COLUMNS: what new (rebuilt) indexes are */
+    ret_colidx *cols;       /* KIND_COLS: the whole index (index is NULL, ids unused) */
     int nlist;              /* IVF lists (0 for flat) */
     int64_t trained_n;      /* index size when the IVF index was trained */
     int64_t failed_n;       /* size at the last failed build (back-off) */
@@ -491,6 +495,13 @@ static zk_rc need_direct_map(ret_vindex *vi, char *err)
 
 static zk_rc new_empty_index(ret_vindex *vi, char *err)
 {
+    if (vi->layout == RET_VINDEX_COLUMNS) {
+        if (!(vi->cols = ret_colidx_new(vi->dim))) return zk_fail(err, ZK_NOMEM, "out of memory");
+        vi->kind = KIND_COLS;
+        vi->nlist = 0;
+        vi->trained_n = 0;
+        return ZK_OK;
+    }
     FaissIndex *index = NULL;
     int frc = faiss_index_factory(&index, vi->dim, VINDEX_FLAT, METRIC_INNER_PRODUCT);
     if (frc != 0) return faiss_fail(err, "index_factory(" VINDEX_FLAT ")", frc);
@@ -565,6 +576,15 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
     else if (sha256_snapshot(hdr, hashed, map + hdr_len, len, sum) != 0) memset(sum, 0, sizeof sum);
     if (memcmp(sum, hdr + hashed, 32) != 0) {
         rc = zk_fail(err, ZK_CORRUPT, "checksum mismatch");
+        goto out;
+    }
+    if (kind == KIND_COLS) {
+        if ((rc = ret_colidx_read(map + hdr_len, (size_t)len, vi->dim, &vi->cols, err)) != ZK_OK) {
+            if (rc != ZK_NOMEM) rc = ZK_CORRUPT;
+            goto out;
+        }
+        vi->kind = KIND_COLS;
+        vi->applied_seq = seq;
         goto out;
     }
     int frc = faiss_read_index_buf(map + hdr_len, (size_t)len, 0, &index, &consumed);
@@ -756,6 +776,7 @@ static void maybe_start_build(ret_vindex *vi)
 
 static void start_build_if_due(ret_vindex *vi)
 {
+    if (vi->kind == KIND_COLS) return;   /* exact at every size */
     int64_t n = (int64_t)faiss_Index_ntotal(vi->index);
     vbuild *b = &vi->build;
     if (b->state != BUILD_NONE || n < ivf_threshold(vi)) return;
@@ -919,6 +940,23 @@ out:
 
 zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebuilt, char *err)
 {
+    return ret_vindex_open_layout(dir, dim, RET_VINDEX_AUTO, out, out_rebuilt, err);
+}
+
+/* Drop whatever index vi holds (no build running). */
+static void drop_index(ret_vindex *vi)
+{
+    if (vi->index) faiss_Index_free(vi->index);
+    ret_colidx_free(vi->cols);
+    vi->index = NULL;
+    vi->idmap = NULL;
+    vi->ivf = NULL;
+    vi->cols = NULL;
+    idset_clear(&vi->ids);
+}
+
+zk_rc ret_vindex_open_layout(const char *dir, int dim, int layout, ret_vindex **out, int *out_rebuilt, char *err)
+{
     ret_vindex *vi = NULL;
     char why[ZK_ERRLEN] = "";
     zk_rc rc;
@@ -933,10 +971,16 @@ zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebui
         goto out;
     }
     vi->dim = dim;
+    vi->layout = layout;
     pthread_mutex_init(&vi->mu, NULL);
     remove_stale_temps(dir);
 
     rc = load_snapshot(vi, why);
+    if (rc == ZK_OK && (vi->kind == KIND_COLS) != (layout == RET_VINDEX_COLUMNS)) {
+        ZK_LOG(ZK_LOG_INFO, "vector index %s: snapshot of another layout; rebuilding", dir);
+        drop_index(vi);
+        rc = ZK_NOTFOUND;
+    }
     if (rc == ZK_NOMEM) {
         zk_fail(err, rc, "vindex: loading %s: %s", vi->path, why);
         goto out;
@@ -961,6 +1005,7 @@ void ret_vindex_free(ret_vindex *vi)
     if (!vi) return;
     build_cancel(vi);
     if (vi->index) faiss_Index_free(vi->index);
+    ret_colidx_free(vi->cols);
     idset_free(&vi->ids);
     idset_free(&vi->build.dirty);
     pthread_mutex_destroy(&vi->mu);
@@ -971,7 +1016,12 @@ void ret_vindex_free(ret_vindex *vi)
 
 int ret_vindex_dim(const ret_vindex *vi) { return vi->dim; }
 
-int64_t ret_vindex_count(const ret_vindex *vi) { return (int64_t)faiss_Index_ntotal(vi->index); }
+int ret_vindex_layout(const ret_vindex *vi) { return vi->layout; }
+
+int64_t ret_vindex_count(const ret_vindex *vi)
+{
+    return vi->cols ? (int64_t)ret_colidx_count(vi->cols) : (int64_t)faiss_Index_ntotal(vi->index);
+}
 
 int64_t ret_vindex_applied_seq(const ret_vindex *vi) { return vi->applied_seq; }
 
@@ -1033,6 +1083,7 @@ zk_rc ret_vindex_add(ret_vindex *vi, size_t n, const int64_t *ids, const float *
     if (n > (size_t)INT64_MAX / dim) return zk_fail(err, ZK_TOOBIG, "vindex add: batch too large");
     for (size_t i = 0; i < n; i++)
         if (ids[i] < 0) return zk_fail(err, ZK_INVALID, "vindex add: negative id %lld", (long long)ids[i]);
+    if (vi->cols) return ret_colidx_add(vi->cols, n, ids, vecs, err);
     if ((rc = build_swap(vi, err)) != ZK_OK) return rc;
     if (!faiss_Index_is_trained(vi->index))
         return zk_fail(err, ZK_INDEX, "vindex add: index needs training");
@@ -1087,6 +1138,10 @@ zk_rc ret_vindex_remove(ret_vindex *vi, size_t n, const int64_t *ids, char *err)
     zk_rc rc;
     if (n == 0) return ZK_OK;
     if (!ids) return zk_fail(err, ZK_INVALID, "vindex remove: NULL ids");
+    if (vi->cols) {
+        ret_colidx_remove(vi->cols, n, ids);
+        return ZK_OK;
+    }
     if ((rc = build_swap(vi, err)) != ZK_OK) return rc;
     return remove_present(vi, n, ids, err);
 }
@@ -1096,7 +1151,9 @@ zk_rc ret_vindex_remove(ret_vindex *vi, size_t n, const int64_t *ids, char *err)
 zk_rc ret_vindex_reset(ret_vindex *vi, char *err)
 {
     build_cancel(vi);
-    if (vi->kind == KIND_IVF) {
+    if (vi->cols) {
+        ret_colidx_clear(vi->cols);
+    } else if (vi->kind == KIND_IVF) {
         FaissIndex *old = vi->index;
         zk_rc rc = new_empty_index(vi, err);
         if (rc != ZK_OK) return rc;
@@ -1162,6 +1219,7 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
     if (out_n) *out_n = 0;
     if (!query || !out_ids || !out_n || k < 0)
         return zk_fail(err, ZK_INVALID, "vindex search: bad arguments");
+    if (vi->cols) return ret_colidx_search(vi->cols, query, k, NULL, 0, out_ids, out_scores, out_n, err);
     int64_t total = (int64_t)faiss_Index_ntotal(vi->index);
     int kk = total < k ? (int)total : k;
     if (kk == 0) return ZK_OK;
@@ -1195,12 +1253,16 @@ out:
 
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err)
 {
-    size_t n = vi->ids.count, w = 0;
+    size_t n = vi->cols ? ret_colidx_count(vi->cols) : vi->ids.count, w = 0;
     *out_ids = NULL;
     *out_n = 0;
     int64_t *ids = zk_malloc((n ? n : 1) * sizeof *ids);
     if (!ids) return zk_fail(err, ZK_NOMEM, "vindex ids: out of memory");
-    for (size_t i = 0; i < vi->ids.cap; i++)
+    if (vi->cols) {
+        ret_colidx_ids(vi->cols, ids);
+        w = n;
+    }
+    for (size_t i = 0; !vi->cols && i < vi->ids.cap; i++)
         if (vi->ids.slots[i] != IDSET_EMPTY) ids[w++] = vi->ids.slots[i];
     qsort(ids, w, sizeof *ids, zk_cmp_i64);
     *out_ids = ids;
@@ -1394,6 +1456,28 @@ static int allowed_has(const int64_t *allowed, size_t n, int64_t id)
     return lo < n && allowed[lo] == id;
 }
 
+/* A column index scores a small allowed set id by id (a lookup and nnz
+ * reads each) and otherwise scans with a bitmap of the allowed ids (a bit
+ * test only for rows that beat the current k-th score). */
+static zk_rc search_cols(const ret_vindex *vi, int strategy, const float *query, int kk, const int64_t *allowed,
+                         size_t n_allowed, int64_t *out_ids, float *scores, int *out_n, char *err)
+{
+    int64_t max_id = allowed[n_allowed - 1];
+    uint64_t bitmap_len = max_id < 0 ? 0 : (uint64_t)max_id / 8 + 1;
+    if (strategy == VIA_AUTO)
+        strategy = (double)n_allowed <= COLS_EXACT_FRACTION * (double)ret_colidx_count(vi->cols) ||
+                           bitmap_len > ALLOWED_BITMAP_MAX_BYTES ? VIA_EXACT : VIA_SELECTOR;
+    if (strategy == VIA_EXACT || bitmap_len > ALLOWED_BITMAP_MAX_BYTES)
+        return ret_colidx_search_ids(vi->cols, query, kk, allowed, n_allowed, out_ids, scores, out_n, err);
+    uint8_t *bitmap = zk_calloc((size_t)bitmap_len, 1);
+    if (!bitmap) return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
+    for (size_t i = 0; i < n_allowed; i++)
+        if (allowed[i] >= 0) bitmap[allowed[i] >> 3] |= (uint8_t)(1u << (allowed[i] & 7));
+    zk_rc rc = ret_colidx_search(vi->cols, query, kk, bitmap, (size_t)bitmap_len, out_ids, scores, out_n, err);
+    zk_free(bitmap);
+    return rc;
+}
+
 /* Which strategy ret_vindex_search_allowed uses: the measured choice, or one
  * forced by the unit tests and bench/vindex_filter_bench.c (declared in
  * vindex_int.h; not part of the public API). */
@@ -1410,7 +1494,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     for (size_t i = 1; i < n_allowed; i++)
         if (allowed[i] < allowed[i - 1])
             return zk_fail(err, ZK_INVALID, "vindex search: allowed ids not sorted");
-    int64_t total = (int64_t)faiss_Index_ntotal(vi->index);
+    int64_t total = ret_vindex_count(vi);
     int kk = k;
     if (kk > total) kk = (int)total;
     if ((size_t)kk > n_allowed) kk = (int)n_allowed;
@@ -1419,6 +1503,11 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
         return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     int automatic = strategy == VIA_AUTO;
     int omp = faiss_set_omp_threads(1);   /* as in ret_vindex_search */
+    if (vi->cols) {
+        rc = search_cols(vi, strategy, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
+        if (rc != ZK_OK) goto out;
+        goto filter;
+    }
     if (automatic)
         strategy = (double)n_allowed <= (vi->ivf ? IVF_EXACT_FRACTION : ALLOWED_EXACT_FRACTION) * (double)total
                        ? VIA_EXACT : VIA_SELECTOR;
@@ -1431,6 +1520,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
         rc = search_selector(vi, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
     }
     if (rc != ZK_OK) goto out;
+filter:
     /* Defence in depth: whatever a strategy returned, only allowed ids leave
      * (this also drops FAISS's -1 padding). */
     int w = 0;
@@ -1487,10 +1577,14 @@ zk_rc ret_vindex_save(ret_vindex *vi, char *err)
      * length and hash are known. */
     if (fwrite(hdr, 1, sizeof hdr, f) != sizeof hdr) goto io;
     if ((rc = build_swap(vi, err)) != ZK_OK) goto out;
-    int frc = faiss_write_index_without_direct_map(vi->index, f);
-    if (frc != 0) {
-        rc = faiss_fail(err, "write_index", frc);
-        goto out;
+    if (vi->cols) {
+        if ((rc = ret_colidx_write(vi->cols, f, err)) != ZK_OK) goto out;
+    } else {
+        int frc = faiss_write_index_without_direct_map(vi->index, f);
+        if (frc != 0) {
+            rc = faiss_fail(err, "write_index", frc);
+            goto out;
+        }
     }
     if (fflush(f) != 0) goto io;
     long end = ftell(f);

@@ -30,6 +30,14 @@ typedef struct ret_vindex ret_vindex;
  * vectors of dimension dim. A snapshot of another dimension counts as
  * corrupt. */
 zk_rc ret_vindex_open(const char *dir, int dim, ret_vindex **out, int *out_rebuilt, char *err);
+
+/* Layouts. AUTO: exact (FAISS IDMap2,Flat), IVF past a size in the
+ * background. COLUMNS: zhiku's column index (retrieval/colidx.h), exact at
+ * any size and fast for queries with few nonzero dimensions — the builtin
+ * embedder's. A snapshot of the other layout is rebuilt (out_rebuilt). */
+enum { RET_VINDEX_AUTO = 0, RET_VINDEX_COLUMNS = 1 };
+zk_rc ret_vindex_open_layout(const char *dir, int dim, int layout, ret_vindex **out, int *out_rebuilt, char *err);
+int ret_vindex_layout(const ret_vindex *vi);
 void ret_vindex_free(ret_vindex *vi);
 
 int ret_vindex_dim(const ret_vindex *vi);

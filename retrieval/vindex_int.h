@@ -26,7 +26,7 @@ typedef struct {
 /* Replace the tuning (call right after open, before adds); then start a
  * build at once if the new policy asks for one. */
 void ret__vindex_tune(ret_vindex *vi, const ret__vindex_tuning *t);
-/* Index kind now in use: 1 flat, 2 IVF; *out_nlist gets nlist (0 if flat). */
+/* Index kind now in use: 1 flat, 2 IVF, 3 columns; *out_nlist gets nlist (0 unless IVF). */
 int ret__vindex_kind(const ret_vindex *vi, int *out_nlist);
 /* Wall seconds of the last completed build (0 if none). */
 double ret__vindex_build_secs(const ret_vindex *vi);

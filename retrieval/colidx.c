@@ -1,0 +1,496 @@
+/* colidx.c — the column index (see colidx.h).
+ *
+ * Rows live in blocks of COLIDX_BLOCK_ROWS; a block holds dim columns of
+ * BLOCK float16 values each (column d of the block at [d * BLOCK]), so a
+ * search reads nnz(query) runs of 4 KB per block into an 8 KB accumulator
+ * that stays in L1. Rows are dense: removing one moves the last row into
+ * its place, and an open-addressing map (linear probing, backward-shift
+ * deletion) finds an id's row. Top k: a min-heap whose root is the bar a
+ * row must pass; the accumulator is compared with it 8 rows at a time. */
+#include "retrieval/colidx.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "half.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define COLIDX_X86 1
+#endif
+
+#define BLOCK COLIDX_BLOCK_ROWS
+#define MAP_EMPTY (-1)
+#define PAYLOAD_MAGIC "ZKCOLS1"   /* with its NUL: 8 bytes */
+
+struct ret_colidx {
+    int dim;
+    size_t n;               /* rows in use */
+    size_t nblocks, capblocks;
+    uint16_t **blocks;
+    int64_t *ids;           /* row -> id, nblocks * BLOCK entries */
+    int64_t *keys;          /* id -> row map */
+    uint32_t *rows;
+    size_t mcap, mcount;    /* mcap: power of two, or 0 */
+};
+
+/* ---- id -> row map ---------------------------------------------------------- */
+
+static size_t hash_id(int64_t id)
+{
+    uint64_t x = (uint64_t)id;   /* splitmix64 finaliser */
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return (size_t)x;
+}
+
+static size_t map_slot(const ret_colidx *c, int64_t id)
+{
+    size_t mask = c->mcap - 1, i = hash_id(id) & mask;
+    while (c->keys[i] != MAP_EMPTY && c->keys[i] != id) i = (i + 1) & mask;
+    return i;
+}
+
+static long map_get(const ret_colidx *c, int64_t id)
+{
+    if (!c->mcap) return -1;
+    size_t i = map_slot(c, id);
+    return c->keys[i] == MAP_EMPTY ? -1 : (long)c->rows[i];
+}
+
+static zk_rc map_reserve(ret_colidx *c, size_t extra)
+{
+    size_t want = c->mcount + extra, cap = c->mcap ? c->mcap : 64;
+    while (want * 2 > cap) cap *= 2;
+    if (cap == c->mcap) return ZK_OK;
+    int64_t *keys = zk_malloc(cap * sizeof *keys);
+    uint32_t *rows = zk_malloc(cap * sizeof *rows);
+    if (!keys || !rows) {
+        zk_free(keys);
+        zk_free(rows);
+        return ZK_NOMEM;
+    }
+    for (size_t i = 0; i < cap; i++) keys[i] = MAP_EMPTY;
+    for (size_t i = 0; i < c->mcap; i++) {
+        if (c->keys[i] == MAP_EMPTY) continue;
+        size_t j = hash_id(c->keys[i]) & (cap - 1);
+        while (keys[j] != MAP_EMPTY) j = (j + 1) & (cap - 1);
+        keys[j] = c->keys[i];
+        rows[j] = c->rows[i];
+    }
+    zk_free(c->keys);
+    zk_free(c->rows);
+    c->keys = keys;
+    c->rows = rows;
+    c->mcap = cap;
+    return ZK_OK;
+}
+
+/* Set id's row (room reserved by the caller). */
+static void map_put(ret_colidx *c, int64_t id, uint32_t row)
+{
+    size_t i = map_slot(c, id);
+    if (c->keys[i] == MAP_EMPTY) {
+        c->keys[i] = id;
+        c->mcount++;
+    }
+    c->rows[i] = row;
+}
+
+static void map_del(ret_colidx *c, int64_t id)
+{
+    if (!c->mcap) return;
+    size_t mask = c->mcap - 1, i = map_slot(c, id);
+    if (c->keys[i] == MAP_EMPTY) return;
+    /* backward-shift deletion: pull later members of the run into the hole */
+    for (size_t j = (i + 1) & mask; c->keys[j] != MAP_EMPTY; j = (j + 1) & mask) {
+        size_t home = hash_id(c->keys[j]) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            c->keys[i] = c->keys[j];
+            c->rows[i] = c->rows[j];
+            i = j;
+        }
+    }
+    c->keys[i] = MAP_EMPTY;
+    c->mcount--;
+}
+
+/* ---- rows ------------------------------------------------------------------- */
+
+ret_colidx *ret_colidx_new(int dim)
+{
+    if (dim <= 0) return NULL;
+    ret_colidx *c = zk_calloc(1, sizeof *c);
+    if (c) c->dim = dim;
+    return c;
+}
+
+void ret_colidx_clear(ret_colidx *c)
+{
+    for (size_t b = 0; b < c->nblocks; b++) zk_free(c->blocks[b]);
+    zk_free(c->blocks);
+    zk_free(c->ids);
+    zk_free(c->keys);
+    zk_free(c->rows);
+    int dim = c->dim;
+    memset(c, 0, sizeof *c);
+    c->dim = dim;
+}
+
+void ret_colidx_free(ret_colidx *c)
+{
+    if (!c) return;
+    ret_colidx_clear(c);
+    zk_free(c);
+}
+
+size_t ret_colidx_count(const ret_colidx *c) { return c->n; }
+
+int ret_colidx_has(const ret_colidx *c, int64_t id) { return map_get(c, id) >= 0; }
+
+void ret_colidx_ids(const ret_colidx *c, int64_t *out) { memcpy(out, c->ids, c->n * sizeof *out); }
+
+static uint16_t *cell(const ret_colidx *c, size_t row, int d)
+{
+    return c->blocks[row / BLOCK] + (size_t)d * BLOCK + row % BLOCK;
+}
+
+/* Room for one more row. */
+static zk_rc grow(ret_colidx *c)
+{
+    if (c->n < c->nblocks * BLOCK) return ZK_OK;
+    if (c->nblocks == c->capblocks) {
+        size_t cap = c->capblocks ? c->capblocks * 2 : 4;
+        uint16_t **blocks = zk_realloc(c->blocks, cap * sizeof *blocks);
+        if (!blocks) return ZK_NOMEM;
+        c->blocks = blocks;
+        int64_t *ids = zk_realloc(c->ids, cap * BLOCK * sizeof *ids);
+        if (!ids) return ZK_NOMEM;
+        c->ids = ids;
+        c->capblocks = cap;
+    }
+    if (c->n + 1 > UINT32_MAX) return ZK_TOOBIG;
+    if (!(c->blocks[c->nblocks] = zk_malloc((size_t)c->dim * BLOCK * sizeof(uint16_t)))) return ZK_NOMEM;
+    c->nblocks++;
+    return ZK_OK;
+}
+
+zk_rc ret_colidx_add(ret_colidx *c, size_t n, const int64_t *ids, const float *vecs, char *err)
+{
+    size_t dim = (size_t)c->dim;
+    uint16_t *half = zk_malloc(dim * sizeof *half);
+    zk_rc rc = half ? map_reserve(c, n) : ZK_NOMEM;
+    for (size_t i = 0; i < n && rc == ZK_OK; i++) {
+        if (ids[i] < 0) {
+            rc = zk_fail(err, ZK_INVALID, "column index: negative id %lld", (long long)ids[i]);
+            break;
+        }
+        long row = map_get(c, ids[i]);
+        if (row < 0) {
+            if ((rc = grow(c)) != ZK_OK) break;
+            row = (long)c->n++;
+            c->ids[row] = ids[i];
+            map_put(c, ids[i], (uint32_t)row);
+        }
+        zk_floats_to_halves(vecs + i * dim, half, dim);
+        for (size_t d = 0; d < dim; d++) *cell(c, (size_t)row, (int)d) = half[d];
+    }
+    zk_free(half);
+    if (rc == ZK_NOMEM || rc == ZK_TOOBIG) zk_fail(err, rc, "column index: out of memory");
+    return rc;
+}
+
+void ret_colidx_remove(ret_colidx *c, size_t n, const int64_t *ids)
+{
+    for (size_t i = 0; i < n; i++) {
+        long row = map_get(c, ids[i]);
+        if (row < 0) continue;
+        size_t last = c->n - 1;
+        map_del(c, ids[i]);
+        if ((size_t)row != last) {   /* the last row fills the hole */
+            for (int d = 0; d < c->dim; d++) *cell(c, (size_t)row, d) = *cell(c, last, d);
+            c->ids[row] = c->ids[last];
+            map_put(c, c->ids[row], (uint32_t)row);
+        }
+        c->n--;
+        if (c->nblocks && c->n <= (c->nblocks - 1) * BLOCK) zk_free(c->blocks[--c->nblocks]);
+    }
+}
+
+/* ---- search ----------------------------------------------------------------- */
+
+typedef struct {
+    float *score;
+    int64_t *id;
+    int n, k;
+} heap;   /* min-heap on (score, -id): the root is the worst kept */
+
+static int worse(const heap *h, int a, int b)
+{
+    return h->score[a] < h->score[b] || (h->score[a] == h->score[b] && h->id[a] > h->id[b]);
+}
+
+static void heap_swap(heap *h, int a, int b)
+{
+    float s = h->score[a];
+    int64_t i = h->id[a];
+    h->score[a] = h->score[b];
+    h->id[a] = h->id[b];
+    h->score[b] = s;
+    h->id[b] = i;
+}
+
+static void sift_down(heap *h, int i, int n)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(h, l, m)) m = l;
+        if (r < n && worse(h, r, m)) m = r;
+        if (m == i) return;
+        heap_swap(h, i, m);
+        i = m;
+    }
+}
+
+static void heap_push(heap *h, int64_t id, float score)
+{
+    if (h->n < h->k) {
+        int i = h->n++;
+        h->score[i] = score;
+        h->id[i] = id;
+        while (i > 0 && worse(h, i, (i - 1) / 2)) {
+            heap_swap(h, i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+        return;
+    }
+    if (score < h->score[0] || (score == h->score[0] && id > h->id[0])) return;
+    h->score[0] = score;
+    h->id[0] = id;
+    sift_down(h, 0, h->n);
+}
+
+/* Sort the heap best first (in place) and report its size. */
+static int heap_finish(heap *h)
+{
+    for (int end = h->n - 1; end > 0; end--) {
+        heap_swap(h, 0, end);
+        sift_down(h, 0, end);
+    }
+    return h->n;
+}
+
+/* The bar a row must pass: -inf until k rows are kept. */
+static float bar(const heap *h) { return h->n < h->k ? -INFINITY : h->score[0]; }
+
+static int allowed(const uint8_t *bitmap, size_t len, int64_t id)
+{
+    return !bitmap || ((uint64_t)id >> 3 < len && (bitmap[id >> 3] >> (id & 7) & 1));
+}
+
+/* acc[0..m) = sum over j of w[j] * column dims[j] of block blk */
+static void accumulate_scalar(const uint16_t *blk, const int *dims, const float *w, int nnz, size_t m, float *acc)
+{
+    memset(acc, 0, m * sizeof *acc);
+    for (int j = 0; j < nnz; j++) {
+        const uint16_t *col = blk + (size_t)dims[j] * BLOCK;
+        for (size_t i = 0; i < m; i++) acc[i] += w[j] * zk_half_to_float(col[i]);
+    }
+}
+
+static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const uint8_t *bitmap, size_t blen,
+                           heap *h)
+{
+    for (size_t i = 0; i < m; i++)
+        if (acc[i] >= bar(h) && allowed(bitmap, blen, ids[i])) heap_push(h, ids[i], acc[i]);
+}
+
+#ifdef COLIDX_X86
+__attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint16_t *blk, const int *dims,
+                                                                     const float *w, int nnz, size_t m, float *acc)
+{
+    size_t m8 = m & ~(size_t)7;
+    memset(acc, 0, m * sizeof *acc);
+    for (int j = 0; j < nnz; j++) {
+        const uint16_t *col = blk + (size_t)dims[j] * BLOCK;
+        __m256 q = _mm256_set1_ps(w[j]);
+        for (size_t i = 0; i < m8; i += 8) {
+            __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(col + i)));
+            _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(q, v, _mm256_loadu_ps(acc + i)));
+        }
+        for (size_t i = m8; i < m; i++) acc[i] += w[j] * zk_half_to_float(col[i]);
+    }
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void collect_avx2(const float *acc, size_t m, const int64_t *ids,
+                                                                  const uint8_t *bitmap, size_t blen, heap *h)
+{
+    size_t m8 = m & ~(size_t)7, i = 0;
+    for (; i < m8; i += 8) {
+        __m256 t = _mm256_set1_ps(bar(h));
+        int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(acc + i), t, _CMP_GE_OQ));
+        while (mask) {
+            int b = __builtin_ctz((unsigned)mask);
+            mask &= mask - 1;
+            if (acc[i + b] >= bar(h) && allowed(bitmap, blen, ids[i + b])) heap_push(h, ids[i + b], acc[i + b]);
+        }
+    }
+    collect_scalar(acc + i, m - i, ids + i, bitmap, blen, h);
+}
+
+static int have_avx2(void)
+{
+    static int cached = -1;   /* a benign race: every thread computes the same value */
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+#endif
+
+/* The query's nonzero dimensions and weights; returns how many. */
+static int nonzero(const float *q, int dim, int *dims, float *w)
+{
+    int nnz = 0;
+    for (int d = 0; d < dim; d++) {
+        if (q[d] == 0.0f || q[d] != q[d]) continue;
+        dims[nnz] = d;
+        w[nnz++] = q[d];
+    }
+    return nnz;
+}
+
+zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
+                        size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err)
+{
+    *out_n = 0;
+    if (k <= 0 || c->n == 0) return ZK_OK;
+    int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
+    float *w = zk_malloc((size_t)c->dim * sizeof *w), *acc = zk_malloc(BLOCK * sizeof *acc);
+    float *hs = zk_malloc((size_t)k * sizeof *hs);
+    heap h = {hs, out_ids, 0, k};
+    zk_rc rc = ZK_OK;
+    if (!dims || !w || !acc || !hs) {
+        rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+        goto out;
+    }
+    int nnz = nonzero(query, c->dim, dims, w);
+#ifdef COLIDX_X86
+    int simd = have_avx2();
+#endif
+    for (size_t b = 0; b < c->nblocks; b++) {
+        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
+#ifdef COLIDX_X86
+        if (simd) {
+            accumulate_avx2(c->blocks[b], dims, w, nnz, m, acc);
+            collect_avx2(acc, m, c->ids + base, bitmap, bitmap_len, &h);
+            continue;
+        }
+#endif
+        accumulate_scalar(c->blocks[b], dims, w, nnz, m, acc);
+        collect_scalar(acc, m, c->ids + base, bitmap, bitmap_len, &h);
+    }
+    *out_n = heap_finish(&h);
+    if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
+out:
+    zk_free(dims);
+    zk_free(w);
+    zk_free(acc);
+    zk_free(hs);
+    return rc;
+}
+
+zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,
+                            int64_t *out_ids, float *out_scores, int *out_n, char *err)
+{
+    *out_n = 0;
+    if (k <= 0 || c->n == 0) return ZK_OK;
+    int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
+    float *w = zk_malloc((size_t)c->dim * sizeof *w), *hs = zk_malloc((size_t)k * sizeof *hs);
+    heap h = {hs, out_ids, 0, k};
+    zk_rc rc = ZK_OK;
+    if (!dims || !w || !hs) {
+        rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+        goto out;
+    }
+    int nnz = nonzero(query, c->dim, dims, w);
+    for (size_t i = 0; i < n; i++) {
+        long row = map_get(c, ids[i]);
+        if (row < 0) continue;
+        const uint16_t *blk = c->blocks[(size_t)row / BLOCK] + (size_t)row % BLOCK;
+        float s = 0;
+        for (int j = 0; j < nnz; j++) s += w[j] * zk_half_to_float(blk[(size_t)dims[j] * BLOCK]);
+        heap_push(&h, ids[i], s);
+    }
+    *out_n = heap_finish(&h);
+    if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
+out:
+    zk_free(dims);
+    zk_free(w);
+    zk_free(hs);
+    return rc;
+}
+
+/* ---- snapshot payload --------------------------------------------------------- */
+
+static void le32(unsigned char *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static void le64(unsigned char *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i)); }
+static uint32_t rd32(const unsigned char *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = v << 8 | p[i]; return v; }
+static uint64_t rd64(const unsigned char *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = v << 8 | p[i]; return v; }
+
+#define PAYLOAD_HDR 24   /* magic 8, dim 4, block rows 4, n 8 */
+
+zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err)
+{
+    unsigned char hdr[PAYLOAD_HDR];
+    memcpy(hdr, PAYLOAD_MAGIC, 8);
+    le32(hdr + 8, (uint32_t)c->dim);
+    le32(hdr + 12, BLOCK);
+    le64(hdr + 16, (uint64_t)c->n);
+    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr;
+    for (size_t i = 0; ok && i < c->n; i++) {
+        unsigned char b[8];
+        le64(b, (uint64_t)c->ids[i]);
+        ok = fwrite(b, 1, 8, f) == 8;
+    }
+    /* float16 cells as stored: little-endian on every machine zhiku runs on */
+    size_t block_bytes = (size_t)c->dim * BLOCK * sizeof(uint16_t);
+    for (size_t b = 0; ok && b < c->nblocks; b++) ok = fwrite(c->blocks[b], 1, block_bytes, f) == block_bytes;
+    return ok ? ZK_OK : zk_fail(err, ZK_IO, "column index: write failed");
+}
+
+zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **out, char *err)
+{
+    *out = NULL;
+    if (len < PAYLOAD_HDR || memcmp(p, PAYLOAD_MAGIC, 8) != 0)
+        return zk_fail(err, ZK_CORRUPT, "column index: bad payload header");
+    uint64_t n = rd64(p + 16);
+    if ((int)rd32(p + 8) != dim || rd32(p + 12) != BLOCK || n > UINT32_MAX)
+        return zk_fail(err, ZK_CORRUPT, "column index: dimension %u, block %u, %llu rows", rd32(p + 8),
+                       rd32(p + 12), (unsigned long long)n);
+    size_t nblocks = (size_t)((n + BLOCK - 1) / BLOCK), block_bytes = (size_t)dim * BLOCK * sizeof(uint16_t);
+    if ((len - PAYLOAD_HDR) / 8 < n || len != PAYLOAD_HDR + n * 8 + nblocks * block_bytes)
+        return zk_fail(err, ZK_CORRUPT, "column index: payload of %zu bytes for %llu rows", len,
+                       (unsigned long long)n);
+    ret_colidx *c = ret_colidx_new(dim);
+    if (!c || map_reserve(c, (size_t)n) != ZK_OK) goto nomem;
+    const unsigned char *q = p + PAYLOAD_HDR;
+    for (size_t i = 0; i < n; i++, q += 8) {
+        int64_t id = (int64_t)rd64(q);
+        if (grow(c) != ZK_OK) goto nomem;
+        if (id < 0 || map_get(c, id) >= 0) {
+            ret_colidx_free(c);
+            return zk_fail(err, ZK_CORRUPT, "column index: invalid or duplicate id %lld", (long long)id);
+        }
+        c->ids[c->n] = id;
+        map_put(c, id, (uint32_t)c->n++);
+    }
+    for (size_t b = 0; b < nblocks; b++, q += block_bytes) memcpy(c->blocks[b], q, block_bytes);
+    *out = c;
+    return ZK_OK;
+nomem:
+    ret_colidx_free(c);
+    return zk_fail(err, ZK_NOMEM, "column index: out of memory");
+}

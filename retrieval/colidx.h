@@ -1,0 +1,61 @@
+/* colidx.h — the column index: exact inner-product search that reads only
+ * the dimensions a query uses.
+ *
+ * The builtin embedder hashes a text's features into `dim` buckets: a
+ * 500-character chunk fills most of them, a question only a few (measured
+ * on the eval sets at 512 dimensions: 26-31 nonzero for Chinese questions,
+ * ~70 for English ones, ~33 for the scale benchmark's queries). An exact
+ * score is a sum over the query's nonzero dimensions only, so vectors are
+ * stored by column (float16), in blocks of COLIDX_BLOCK_ROWS rows: a
+ * search streams nnz(query) columns of each block through a block-sized
+ * accumulator and keeps the top k — exact results (recall 1 by
+ * construction) at nnz/dim of a full scan's memory traffic. IVF on these
+ * vectors found a third of the true top 10 (docs/PERFORMANCE.md). Dense
+ * queries (remote embedders) gain nothing: retrieval/vindex.c uses this
+ * layout for the builtin embedder's knowledge bases only.
+ *
+ * Not thread-safe for writers; searches may run concurrently with each
+ * other (vindex.c serialises writers against searches). */
+#ifndef RET_COLIDX_H
+#define RET_COLIDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "zk.h"
+
+#define COLIDX_BLOCK_ROWS 2048
+
+typedef struct ret_colidx ret_colidx;
+
+ret_colidx *ret_colidx_new(int dim);
+void ret_colidx_free(ret_colidx *c);
+size_t ret_colidx_count(const ret_colidx *c);
+int ret_colidx_has(const ret_colidx *c, int64_t id);
+
+/* Add n vectors (float[dim] each) under ids >= 0; an id already present
+ * gets the new vector (the last one when a batch repeats it). */
+zk_rc ret_colidx_add(ret_colidx *c, size_t n, const int64_t *ids, const float *vecs, char *err);
+/* Remove ids; absent ones are ignored. Never fails. */
+void ret_colidx_remove(ret_colidx *c, size_t n, const int64_t *ids);
+void ret_colidx_clear(ret_colidx *c);
+/* Every id present, in row order, into out[ret_colidx_count()]. */
+void ret_colidx_ids(const ret_colidx *c, int64_t *out);
+
+/* The k best rows by inner product with query, best first. With bitmap
+ * (bit id of bitmap[id >> 3], ids beyond bitmap_len * 8 excluded) only
+ * the ids it marks. */
+zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
+                        size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err);
+/* Exact scores of the listed ids that are present, best k first: for
+ * allowed sets much smaller than the index. */
+zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,
+                            int64_t *out_ids, float *out_scores, int *out_n, char *err);
+
+/* Snapshot payload: "ZKCOLS1\0", dim, block rows, n, ids, then the blocks
+ * in use (little-endian). read copies out of p, which may be a mapping. */
+zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err);
+zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **out, char *err);
+
+#endif

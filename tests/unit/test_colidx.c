@@ -1,0 +1,215 @@
+/* test_colidx.c — the column index (retrieval/colidx.c) against brute
+ * force over the same float16 values: sparse and dense queries over more
+ * than one block, with and without a bitmap filter, by id list; adds that
+ * replace, removals that move the last row, blocks given back; the payload
+ * round trip and corrupt payloads refused. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "half.h"
+#include "retrieval/colidx.h"
+
+#define DIM 48
+#define N (2 * COLIDX_BLOCK_ROWS + 300)   /* three blocks, the last partial */
+
+static uint64_t rng = 88172645463325252ull;
+static double rnd(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static void random_vec(float *v, int nonzero)
+{
+    memset(v, 0, DIM * sizeof *v);
+    for (int j = 0; j < nonzero; j++) v[(int)(rnd() * DIM)] = (float)(rnd() * 2 - 1);
+}
+
+/* Brute force over the rounded (float16) vectors, ties broken by id. */
+typedef struct { int64_t id; float s; } pair;
+static int by_score(const void *a, const void *b)
+{
+    const pair *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int brute(const float *vecs, const int64_t *ids, const int *live, size_t n, const float *q, int k,
+                 const uint8_t *bitmap, pair *out)
+{
+    pair *all = malloc(n * sizeof *all);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!live[i]) continue;
+        if (bitmap && !(bitmap[ids[i] >> 3] >> (ids[i] & 7) & 1)) continue;
+        float s = 0;
+        for (int d = 0; d < DIM; d++) s += q[d] * zk_half_to_float(zk_float_to_half(vecs[i * DIM + d]));
+        all[m++] = (pair){ids[i], s};
+    }
+    qsort(all, m, sizeof *all, by_score);
+    int r = (int)(m < (size_t)k ? m : (size_t)k);
+    memcpy(out, all, (size_t)r * sizeof *out);
+    free(all);
+    return r;
+}
+
+/* The same scores in the same order (up to summation order) and the same
+ * ids, except where a near-tie may put another id at the cut. */
+static void same(const pair *want, int nwant, const int64_t *ids, const float *scores, int n)
+{
+    assert_int_equal(n, nwant);
+    for (int i = 0; i < n; i++) {
+        assert_true(fabsf(scores[i] - want[i].s) < 1e-4f);
+        int found = 0;
+        for (int j = 0; j < nwant; j++) found |= want[j].id == ids[i] && fabsf(want[j].s - scores[i]) < 1e-4f;
+        assert_true(found || fabsf(scores[i] - want[nwant - 1].s) < 1e-4f);
+    }
+}
+
+static void test_search_matches_brute_force(void **state)
+{
+    (void)state;
+    float *vecs = malloc((size_t)N * DIM * sizeof *vecs);
+    int64_t *ids = malloc(N * sizeof *ids);
+    int *live = malloc(N * sizeof *live);
+    for (size_t i = 0; i < N; i++) {
+        random_vec(vecs + i * DIM, DIM);
+        ids[i] = (int64_t)(i * 3 + 1);
+        live[i] = 1;
+    }
+    char err[ZK_ERRLEN];
+    ret_colidx *c = ret_colidx_new(DIM);
+    assert_non_null(c);
+    assert_int_equal(ret_colidx_add(c, N, ids, vecs, err), ZK_OK);
+    assert_int_equal(ret_colidx_count(c), N);
+
+    /* replace one, remove a spread of rows (the last row moves in) */
+    random_vec(vecs + 5 * DIM, DIM);
+    assert_int_equal(ret_colidx_add(c, 1, ids + 5, vecs + 5 * DIM, err), ZK_OK);
+    int64_t gone[40];
+    for (int i = 0; i < 40; i++) {
+        size_t r = (size_t)(i * 97 + 11) % N;
+        gone[i] = ids[r];
+        live[r] = 0;
+    }
+    ret_colidx_remove(c, 40, gone);
+    ret_colidx_remove(c, 40, gone);   /* absent now: ignored */
+    size_t nlive = 0;
+    for (size_t i = 0; i < N; i++) nlive += (size_t)live[i];
+    assert_int_equal(ret_colidx_count(c), nlive);
+    assert_false(ret_colidx_has(c, gone[0]));
+    assert_true(ret_colidx_has(c, ids[5]));
+
+    uint8_t bitmap[(N * 3 + 8) / 8 + 1];
+    memset(bitmap, 0, sizeof bitmap);
+    int64_t list[200];
+    for (int i = 0; i < 200; i++) {
+        list[i] = ids[(i * 37) % N];
+        bitmap[list[i] >> 3] |= (uint8_t)(1u << (list[i] & 7));
+    }
+    for (int t = 0; t < 20; t++) {
+        float q[DIM];
+        random_vec(q, t % 2 ? 4 : DIM);   /* sparse and dense queries */
+        pair want[50];
+        int64_t got[50];
+        float sc[50];
+        int n, nw = brute(vecs, ids, live, N, q, 50, NULL, want);
+        assert_int_equal(ret_colidx_search(c, q, 50, NULL, 0, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+        nw = brute(vecs, ids, live, N, q, 10, bitmap, want);
+        assert_int_equal(ret_colidx_search(c, q, 10, bitmap, sizeof bitmap, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+        assert_int_equal(ret_colidx_search_ids(c, q, 10, list, 200, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+    }
+    /* a bitmap shorter than the ids excludes the rest */
+    float q[DIM];
+    random_vec(q, DIM);
+    int64_t got[5];
+    float sc[5];
+    int n;
+    assert_int_equal(ret_colidx_search(c, q, 5, bitmap, 1, got, sc, &n, err), ZK_OK);
+    for (int i = 0; i < n; i++) assert_true(got[i] < 8);
+
+    /* removing everything gives the blocks back; the index still works */
+    ret_colidx_remove(c, N, ids);
+    assert_int_equal(ret_colidx_count(c), 0);
+    assert_int_equal(ret_colidx_search(c, q, 5, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(ret_colidx_add(c, 3, ids, vecs, err), ZK_OK);
+    assert_int_equal(ret_colidx_search(c, q, 5, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(n, 3);
+    int64_t neg = -4;
+    assert_int_equal(ret_colidx_add(c, 1, &neg, vecs, err), ZK_INVALID);
+    ret_colidx_free(c);
+    free(vecs);
+    free(ids);
+    free(live);
+}
+
+static void test_payload_round_trip(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    ret_colidx *c = ret_colidx_new(DIM);
+    enum { M = COLIDX_BLOCK_ROWS + 10 };
+    float *vecs = malloc((size_t)M * DIM * sizeof *vecs);
+    int64_t *ids = malloc(M * sizeof *ids);
+    for (size_t i = 0; i < M; i++) {
+        random_vec(vecs + i * DIM, 8);
+        ids[i] = (int64_t)(1000 + i);
+    }
+    assert_int_equal(ret_colidx_add(c, M, ids, vecs, err), ZK_OK);
+    ret_colidx_remove(c, 1, ids + 3);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(ret_colidx_write(c, f, err), ZK_OK);
+    fclose(f);
+    ret_colidx *d;
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, DIM, &d, err), ZK_OK);
+    assert_int_equal(ret_colidx_count(d), M - 1);
+    float q[DIM];
+    random_vec(q, 6);
+    int64_t a[20], b[20];
+    float sa[20], sb[20];
+    int na, nb;
+    assert_int_equal(ret_colidx_search(c, q, 20, NULL, 0, a, sa, &na, err), ZK_OK);
+    assert_int_equal(ret_colidx_search(d, q, 20, NULL, 0, b, sb, &nb, err), ZK_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na * sizeof *a);
+    assert_memory_equal(sa, sb, (size_t)na * sizeof *sa);
+    ret_colidx_free(d);
+
+    ret_colidx *x = NULL;
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len - 1, DIM, &x, err), ZK_CORRUPT);
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, DIM + 1, &x, err), ZK_CORRUPT);
+    memcpy(buf + 24 + 8, buf + 24, 8);   /* the second id repeats the first */
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, DIM, &x, err), ZK_CORRUPT);
+    assert_non_null(strstr(err, "duplicate"));
+    buf[0] = 'X';
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, DIM, &x, err), ZK_CORRUPT);
+    assert_null(x);
+    free(buf);
+    ret_colidx_free(c);
+    free(vecs);
+    free(ids);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_search_matches_brute_force),
+        cmocka_unit_test(test_payload_round_trip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
