@@ -9,7 +9,8 @@
  *     straight against chunks_fts (`rank MATCH 'bm25(1, heading_weight)'
  *     ORDER BY rank LIMIT bm25_k`), and the query embedding plus a plain
  *     faiss_Index_search over zhiku's own index file (same index type,
- *     trained centroids, nlist and nprobe), k = vector_k.
+ *     trained centroids, nlist and nprobe), k = vector_k; for zhiku's
+ *     column index (exact), an exact FAISS index over the same vectors.
  * Then ANN recall@10 against exact search over the vectors loaded from
  * SQLite (float16 blobs): unfiltered (zhiku and raw FAISS) and for the 1%
  * user (exact over the allowed chunks only). Prints tables and one
@@ -124,11 +125,13 @@ out:
 
 /* zhiku's FAISS index as plain FAISS sees it: the payload of the snapshot
  * file (a header, then faiss_write_index output; the payload length is the
- * u64 at offset 24, the header is whatever precedes it). */
+ * u64 at offset 24, the header is whatever precedes it). A column index
+ * (kind 3 at offset 32) has no FAISS payload: the raw side is then an
+ * exact FAISS index built from the vectors in SQLite. */
 static zk_rc load_raw_index(bench *b, char *err)
 {
     char path[4096];
-    unsigned char hdr[32];
+    unsigned char hdr[36];
     zk_rc rc = ZK_OK;
     snprintf(path, sizeof path, "%s/vectors/kb-1/index.zkv", ret_store_dir(b->s));
     FILE *f = fopen(path, "rb");
@@ -139,6 +142,17 @@ static zk_rc load_raw_index(bench *b, char *err)
     }
     uint64_t len = 0;
     for (int i = 7; i >= 0; i--) len = len << 8 | hdr[24 + i];
+    if (hdr[32] == 3) {
+        /* zhiku's column index (exact): the raw engine doing the same work
+         * is an exact FAISS index over the same float16-rounded vectors */
+        if (faiss_index_factory(&b->raw, b->dim, "IDMap2,Flat", METRIC_INNER_PRODUCT) != 0 ||
+            faiss_Index_add_with_ids(b->raw, (idx_t)b->n, b->vecs, b->ids) != 0) {
+            rc = zk_fail(err, ZK_INDEX, "raw flat index: %s", faiss_get_last_error());
+            goto out;
+        }
+        snprintf(b->raw_desc, sizeof b->raw_desc, "flat (exact, same vectors)");
+        goto out;
+    }
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     if (len == 0 || (uint64_t)size < len || fseek(f, size - (long)len, SEEK_SET) != 0 ||
@@ -477,9 +491,9 @@ int main(int argc, char **argv)
         sqlite3_bind_text(b.fts, 2, rank, -1, SQLITE_TRANSIENT);
     }
     printf("data: %zu vectors x %d (%s); zhiku index: %s", b.n, b.dim, llm_embedder_model(b.emb),
-           kind == 2 ? "IVF" : "flat (exact)");
+           kind == 2 ? "IVF" : kind == 3 ? "columns (exact)" : "flat (exact)");
     if (kind == 2) printf(" nlist %d", nlist);
-    printf(", ntotal %lld; raw FAISS: %s over the same snapshot; store + index open %.2f s\n",
+    printf(", ntotal %lld; raw FAISS: %s; store + index open %.2f s\n",
            (long long)ret_vindex_count(vi), b.raw_desc, t_open);
     printf("queries: %d; bm25_k %d, vector_k %d, top_k %d, heading weight %g\n", b.nq, o.bm25_k, o.vector_k, o.top_k,
            o.heading_weight);
@@ -526,7 +540,7 @@ int main(int argc, char **argv)
         printf(" raw_%s_p50=%.3f raw_%s_p99=%.3f", MODE_NAMES[m], pct(b.raw_lat[m], b.nq, 0.5), MODE_NAMES[m],
                pct(b.raw_lat[m], b.nq, 0.99));
     printf(" recall=%.3f raw_recall=%.3f recall_1pct=%.3f index=%s nlist=%d\n", r_zk, r_raw, r_one,
-           kind == 2 ? "ivf" : "flat", nlist);
+           kind == 2 ? "ivf" : kind == 3 ? "cols" : "flat", nlist);
 out:
     if (rc != ZK_OK) fprintf(stderr, "raw_engines: %s\n", err);
     sqlite3_finalize(b.fts);

@@ -213,6 +213,13 @@ int main(int argc, char **argv)
      * while the pipeline runs competes for its two cores and is redone as
      * the index keeps growing (100 MB: 30 s -> 34 s) */
     ret_vindex_auto_builds(!strcmp(argv[1], "serve") || !strcmp(argv[1], "reindex"));
+    int layout = ret_store_parse_layout(zk_config_get(c.cfg, "store", "vector_layout"));
+    if (layout < 0) {
+        fprintf(stderr, "zhiku: [store] vector_layout must be auto, faiss or columns\n");
+        zk_config_free(c.cfg);
+        return 2;
+    }
+    ret_store_vector_layout(layout);
     code = -1;
     for (size_t i = 0; i < ZK_ARRAY_LEN(verbs); i++) {
         if (!strcmp(argv[1], verbs[i].name)) {   /* verbs reorder argv: stop here */

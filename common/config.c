@@ -36,6 +36,7 @@ static const known_key known[] = {
     {"server", "tls_cert", "", "PEM certificate: serve HTTPS (session cookies get Secure)", 0},
     {"server", "tls_key", "", "PEM private key for tls_cert", 1},
     {"store", "data_dir", "./data", "data directory (zhiku.db, vectors/); --data-dir and ZHIKU_DATA_DIR override it", 0},
+    {"store", "vector_layout", "auto", "auto (column index for the builtin embedder, FAISS for others) | faiss | columns", 0},
     {"log", "level", "warn", "debug | info | warn | error", 0},
     {"chunk", "size", "700", "target chunk size in characters (code points)", 0},
     {"chunk", "overlap", "80", "overlap between consecutive chunks, in characters", 0},

@@ -919,6 +919,18 @@ out:
     return rc;
 }
 
+static int layout_policy = RET_LAYOUT_AUTO;
+
+void ret_store_vector_layout(int policy) { __atomic_store_n(&layout_policy, policy, __ATOMIC_RELAXED); }
+
+int ret_store_parse_layout(const char *s)
+{
+    if (!s || !strcmp(s, "auto")) return RET_LAYOUT_AUTO;
+    if (!strcmp(s, "faiss")) return RET_LAYOUT_FAISS;
+    if (!strcmp(s, "columns")) return RET_LAYOUT_COLUMNS;
+    return -1;
+}
+
 /* The registry entry of kb, opened (and rebuilt from the database when the
  * snapshot is missing, corrupt, ahead of the database or of another
  * dimension) on first use. */
@@ -937,7 +949,9 @@ static zk_rc index_entry(ret_store *s, int64_t kb, kb_index **out, char *err)
         if (x->idx[i]->kb == kb) ki = x->idx[i];
     /* the builtin embedder's sparse queries read few columns: exact column
      * index; dense (remote) embeddings: FAISS, flat then IVF */
-    int layout = strncmp(model, "builtin-", 8) == 0 ? RET_VINDEX_COLUMNS : RET_VINDEX_AUTO;
+    int policy = __atomic_load_n(&layout_policy, __ATOMIC_RELAXED);
+    int layout = policy == RET_LAYOUT_COLUMNS || (policy == RET_LAYOUT_AUTO && strncmp(model, "builtin-", 8) == 0)
+                     ? RET_VINDEX_COLUMNS : RET_VINDEX_AUTO;
     if (ki && ki->vi && (ret_vindex_dim(ki->vi) != dim || ret_vindex_layout(ki->vi) != layout)) {
         /* the kb was re-embedded with another dimension or model (zhiku reindex) */
         pthread_rwlock_wrlock(&ki->lock);

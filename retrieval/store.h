@@ -128,6 +128,14 @@ void ret_store_vindex_done(ret_store *s, ret_vindex *vi);
 /* Same, released at once: for single-threaded use (CLI, checks, tests). */
 zk_rc ret_store_vindex(ret_store *s, int64_t kb, ret_vindex **out, char *err);
 
+/* Vector index layout policy of this process ([store] vector_layout):
+ * RET_LAYOUT_AUTO picks the column index for the builtin embedder's
+ * knowledge bases and FAISS for the others; the other two force one. */
+enum { RET_LAYOUT_AUTO = 0, RET_LAYOUT_FAISS, RET_LAYOUT_COLUMNS };
+void ret_store_vector_layout(int policy);
+/* Parse "auto" | "faiss" | "columns"; -1 for anything else. */
+int ret_store_parse_layout(const char *s);
+
 /* A registry of vector indexes shared by several stores (connections) of
  * one data directory, so a server keeps each index in memory once. The
  * creator saves (ret_indexes_save) and frees it after closing the stores. */

@@ -333,4 +333,20 @@ zk_run --data-dir "$PWD/dv" ingest check
 [ "$RC" = 0 ] && ! grep -qx ok <<<"$OUT" || fail "'zhiku ingest check' ran another verb (rc=$RC): $OUT"
 ok "ingest of a folder named 'check' runs only ingest"
 
+note "[store] vector_layout: the column index by default, FAISS on request, same results"
+zk --data-dir "$PWD/d500" search "知库 长文档 切分" >/dev/null
+kind=$(od -An -tu4 -j32 -N4 "$PWD/d500/vectors/kb-1/index.zkv" | tr -d ' ')
+[ "$kind" = 3 ] || fail "builtin embedder's snapshot is kind $kind, expected 3 (columns)"
+ok "the builtin embedder's knowledge base uses the column index"
+A=$("$ZHIKU_BIN" --data-dir "$PWD/d500" search --json "知库 长文档 切分" 2>/dev/null) || fail "search (columns) failed"
+B=$(ZHIKU_STORE_VECTOR_LAYOUT=faiss "$ZHIKU_BIN" --data-dir "$PWD/d500" search --json "知库 长文档 切分" 2>/dev/null) \
+    || fail "search with vector_layout=faiss failed"
+kind=$(od -An -tu4 -j32 -N4 "$PWD/d500/vectors/kb-1/index.zkv" | tr -d ' ')
+[ "$kind" = 1 ] || fail "vector_layout=faiss left a snapshot of kind $kind, expected 1 (flat)"
+ids() { python3 -c 'import json,sys; print([h["chunk"] for h in json.load(sys.stdin)["hits"]])'; }
+[ "$(ids <<<"$A")" = "$(ids <<<"$B")" ] || fail "columns and FAISS disagree: $(ids <<<"$A") vs $(ids <<<"$B")"
+ok "vector_layout=faiss rebuilds a FAISS snapshot; both layouts return the same hits"
+OUT=$(ZHIKU_STORE_VECTOR_LAYOUT=hnsw "$ZHIKU_BIN" --data-dir "$PWD/d500" stats 2>&1) && fail "a bad vector_layout was accepted"
+assert_match "$OUT" 'vector_layout must be auto, faiss or columns' "a bad vector_layout is refused with a clear message"
+
 finish
