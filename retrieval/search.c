@@ -5,6 +5,7 @@
 #include "retrieval/search.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -466,52 +467,97 @@ static zk_rc view_vector_search(ret_vindex *vi, const ret_view *view, const floa
     return rc;
 }
 
-static zk_rc vector_candidates(ret_store *s, llm_embedder *emb, const char *query,
-                               const ret_search_opts *o, const ret_view *view, cand *c, size_t *n, char *err)
+/* The vector half of a search. Its SQLite work (the index's catch-up and
+ * read lock, the model check, an allowed list for metadata filters) runs
+ * on the calling thread, which owns the connection; embedding and scanning
+ * touch no connection, so for a local embedder they run on a second thread
+ * while the calling thread does BM25 (two cores: hybrid latency ~ the
+ * longer of the two, not their sum). A remote embedder is called before the
+ * index is read-locked (a slow provider must not hold back a writer), and
+ * everything then stays on the calling thread. */
+typedef struct {
+    ret_store *s;
+    llm_embedder *emb;
+    const char *query;
+    const ret_search_opts *o;
+    const ret_view *view;
+    ret_vindex *vi;          /* read-locked; NULL: no vectors yet */
+    int64_t *allowed;        /* metadata filters: the allowed chunks */
+    size_t nallowed;
+    float *q;
+    int64_t *ids;
+    float *scores;
+    int got, embedded;
+    pthread_t thread;
+    int threaded;
+    zk_rc rc;
+    char err[ZK_ERRLEN];
+} vsearch;
+
+static zk_rc vsearch_embed(vsearch *v)
+{
+    size_t qlen = strlen(v->query);
+    v->embedded = 1;
+    return llm_embed(v->emb, 1, &v->query, &qlen, v->q, v->err);
+}
+
+static void *vsearch_run(void *arg)
+{
+    vsearch *v = arg;
+    if (!v->embedded && (v->rc = vsearch_embed(v)) != ZK_OK) return NULL;
+    if (v->view)
+        v->rc = view_vector_search(v->vi, v->view, v->q, v->o->vector_k, v->ids, v->scores, &v->got, v->err);
+    else
+        v->rc = ret_vindex_search_allowed(v->vi, v->q, v->o->vector_k, v->allowed, v->nallowed, v->ids, v->scores,
+                                          &v->got, v->err);
+    return NULL;
+}
+
+/* Everything up to the scan; with parallel, the scan (and a local
+ * embedding) starts on its own thread. Call vector_finish in any case. */
+static zk_rc vector_start(vsearch *v, int parallel, char *err)
 {
     zk_rc rc;
-    ret_vindex *vi = NULL;
-    if (!emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
-    int dim = llm_embedder_dim(emb);
-    int64_t *allowed = NULL;
-    size_t nallowed = 0;
-    float *q = zk_malloc(sizeof(float) * (size_t)dim);
-    int64_t *ids = zk_malloc(sizeof(int64_t) * (size_t)o->vector_k);
-    float *scores = zk_malloc(sizeof(float) * (size_t)o->vector_k);
-    if (!q || !ids || !scores) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
-    /* embed before taking the index lock: a remote embedder may be slow */
-    size_t qlen = strlen(query);
-    if ((rc = llm_embed(emb, 1, &query, &qlen, q, err)) != ZK_OK) goto out;
-    rc = ret_store_vindex_read(s, o->kb, &vi, err);   /* read-locked until out: */
-    if (rc == ZK_NOTFOUND) { rc = ZK_OK; goto out; }  /* no vectors yet: empty list */
-    if (rc != ZK_OK) goto out;
+    if (!v->emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
+    int dim = llm_embedder_dim(v->emb);
+    int local = strncmp(llm_embedder_model(v->emb), "builtin-", 8) == 0;
+    v->q = zk_malloc(sizeof(float) * (size_t)dim);
+    v->ids = zk_malloc(sizeof(int64_t) * (size_t)v->o->vector_k);
+    v->scores = zk_malloc(sizeof(float) * (size_t)v->o->vector_k);
+    if (!v->q || !v->ids || !v->scores) return zk_fail(err, ZK_NOMEM, "out of memory");
+    if (!local && (rc = vsearch_embed(v)) != ZK_OK) return zk_fail(err, rc, "%s", v->err);
+    rc = ret_store_vindex_read(v->s, v->o->kb, &v->vi, err);   /* read-locked until vector_finish */
+    if (rc == ZK_NOTFOUND) return ZK_OK;                         /* no vectors yet: empty list */
+    if (rc != ZK_OK) return rc;
     /* the kb has vectors, so its model is recorded: this only compares */
-    if ((rc = ret_kb_check_model(s, o->kb, llm_embedder_model(emb), llm_embedder_dim(emb), err)) != ZK_OK) goto out;
-    int got = 0;
-    if (view) {
-        rc = view_vector_search(vi, view, q, o->vector_k, ids, scores, &got, err);
-    } else {
-        if ((rc = allowed_chunks(s, o, &allowed, &nallowed, err)) != ZK_OK) goto out;
-        rc = ret_vindex_search_allowed(vi, q, o->vector_k, allowed, nallowed, ids, scores, &got, err);
-    }
-    if (rc != ZK_OK) goto out;
-    for (int i = 0; i < got; i++) {
-        if (scores[i] <= 0.0f) break;              /* orthogonal: no shared feature */
-        cand *x = find_cand(c, *n, ids[i]);
+    if ((rc = ret_kb_check_model(v->s, v->o->kb, llm_embedder_model(v->emb), dim, err)) != ZK_OK) return rc;
+    if (!v->view && (rc = allowed_chunks(v->s, v->o, &v->allowed, &v->nallowed, err)) != ZK_OK) return rc;
+    if (parallel && pthread_create(&v->thread, NULL, vsearch_run, v) == 0) v->threaded = 1;
+    else vsearch_run(v);
+    return ZK_OK;
+}
+
+/* Wait for the scan, add its hits to the candidates, release the index. */
+static zk_rc vector_finish(vsearch *v, cand *c, size_t *n, zk_rc rc, char *err)
+{
+    if (v->threaded) pthread_join(v->thread, NULL);
+    if (rc == ZK_OK && v->vi && v->rc != ZK_OK) rc = zk_fail(err, v->rc, "%s", v->err);
+    for (int i = 0; rc == ZK_OK && v->vi && i < v->got; i++) {
+        if (v->scores[i] <= 0.0f) break;              /* orthogonal: no shared feature */
+        cand *x = find_cand(c, *n, v->ids[i]);
         if (!x) {
             x = &c[(*n)++];
             memset(x, 0, sizeof *x);
-            x->chunk_id = ids[i];
+            x->chunk_id = v->ids[i];
         }
         x->vector_rank = i + 1;
-        x->sim = scores[i];
+        x->sim = v->scores[i];
     }
-out:
-    ret_store_vindex_done(s, vi);
-    zk_free(q);
-    zk_free(ids);
-    zk_free(scores);
-    zk_free(allowed);
+    ret_store_vindex_done(v->s, v->vi);
+    zk_free(v->q);
+    zk_free(v->ids);
+    zk_free(v->scores);
+    zk_free(v->allowed);
     return rc;
 }
 
@@ -641,12 +687,17 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     if ((rc = ret_docmap_view(ret__store_docmap(s), ret_store_db(s), o->caller, o->kb,
                               by_view && o->mode != RET_MODE_BM25, &view, err)) != ZK_OK)
         goto out;
-    if (o->mode != RET_MODE_VECTOR && o->bm25_k > 0 &&
-        (rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err)) != ZK_OK)
+    int want_bm25 = o->mode != RET_MODE_VECTOR && o->bm25_k > 0, want_vec = o->mode != RET_MODE_BM25 && o->vector_k > 0;
+    if (want_vec) {
+        /* BM25's candidates come first in c (fusion is order-independent,
+         * ties are broken by chunk id), the vector hits are merged after */
+        vsearch v = {.s = s, .emb = emb, .query = query, .o = o, .view = by_view ? &view : NULL};
+        rc = vector_start(&v, want_bm25, err);
+        if (rc == ZK_OK && want_bm25) rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err);
+        if ((rc = vector_finish(&v, c, &n, rc, err)) != ZK_OK) goto out;
+    } else if (want_bm25 && (rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err)) != ZK_OK) {
         goto out;
-    if (o->mode != RET_MODE_BM25 && o->vector_k > 0 &&
-        (rc = vector_candidates(s, emb, query, o, by_view ? &view : NULL, c, &n, err)) != ZK_OK)
-        goto out;
+    }
     ret_view_release(&view);
 
     for (size_t i = 0; i < n; i++) {
