@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "half.h"
 
@@ -32,7 +33,15 @@ struct ret_colidx {
     int64_t *keys;          /* id -> row map */
     uint32_t *rows;
     size_t mcap, mcount;    /* mcap: power of two, or 0 */
+    unsigned char *map;     /* snapshot mapping holding the first blocks, or NULL */
+    size_t map_len;
 };
+
+/* 1 if block b lives in the snapshot mapping (not to be freed). */
+static int mapped(const ret_colidx *c, const uint16_t *b)
+{
+    return c->map && (const unsigned char *)b >= c->map && (const unsigned char *)b < c->map + c->map_len;
+}
 
 /* ---- id -> row map ---------------------------------------------------------- */
 
@@ -128,7 +137,9 @@ ret_colidx *ret_colidx_new(int dim)
 
 void ret_colidx_clear(ret_colidx *c)
 {
-    for (size_t b = 0; b < c->nblocks; b++) zk_free(c->blocks[b]);
+    for (size_t b = 0; b < c->nblocks; b++)
+        if (!mapped(c, c->blocks[b])) zk_free(c->blocks[b]);
+    if (c->map) munmap(c->map, c->map_len);
     zk_free(c->blocks);
     zk_free(c->ids);
     zk_free(c->keys);
@@ -214,7 +225,10 @@ void ret_colidx_remove(ret_colidx *c, size_t n, const int64_t *ids)
             map_put(c, c->ids[row], (uint32_t)row);
         }
         c->n--;
-        if (c->nblocks && c->n <= (c->nblocks - 1) * BLOCK) zk_free(c->blocks[--c->nblocks]);
+        if (c->nblocks && c->n <= (c->nblocks - 1) * BLOCK) {
+            uint16_t *b = c->blocks[--c->nblocks];
+            if (!mapped(c, b)) zk_free(b);
+        }
     }
 }
 
@@ -461,9 +475,12 @@ zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err)
     return ok ? ZK_OK : zk_fail(err, ZK_IO, "column index: write failed");
 }
 
-zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **out, char *err)
+/* Parse a payload; blocks are copied, or (map != NULL) used in place. */
+static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned char *map, size_t map_len,
+                          ret_colidx **out, int *took_map, char *err)
 {
     *out = NULL;
+    *took_map = 0;
     if (len < PAYLOAD_HDR || memcmp(p, PAYLOAD_MAGIC, 8) != 0)
         return zk_fail(err, ZK_CORRUPT, "column index: bad payload header");
     uint64_t n = rd64(p + 16);
@@ -475,22 +492,54 @@ zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **
         return zk_fail(err, ZK_CORRUPT, "column index: payload of %zu bytes for %llu rows", len,
                        (unsigned long long)n);
     ret_colidx *c = ret_colidx_new(dim);
-    if (!c || map_reserve(c, (size_t)n) != ZK_OK) goto nomem;
+    if (!c) goto nomem;
+    c->map = map;   /* from here on freeing c unmaps it */
+    c->map_len = map_len;
+    *took_map = map != NULL;
+    if (map_reserve(c, (size_t)n) != ZK_OK) goto nomem;
     const unsigned char *q = p + PAYLOAD_HDR;
+    size_t cap = 4;
+    while (cap < nblocks) cap *= 2;
+    if (!(c->blocks = zk_calloc(cap, sizeof *c->blocks)) || !(c->ids = zk_malloc(cap * BLOCK * sizeof *c->ids)))
+        goto nomem;
+    c->capblocks = cap;
     for (size_t i = 0; i < n; i++, q += 8) {
         int64_t id = (int64_t)rd64(q);
-        if (grow(c) != ZK_OK) goto nomem;
         if (id < 0 || map_get(c, id) >= 0) {
             ret_colidx_free(c);
             return zk_fail(err, ZK_CORRUPT, "column index: invalid or duplicate id %lld", (long long)id);
         }
-        c->ids[c->n] = id;
-        map_put(c, id, (uint32_t)c->n++);
+        c->ids[i] = id;
+        map_put(c, id, (uint32_t)i);
     }
-    for (size_t b = 0; b < nblocks; b++, q += block_bytes) memcpy(c->blocks[b], q, block_bytes);
+    for (size_t b = 0; b < nblocks; b++, q += block_bytes) {
+        if (map) {
+            c->blocks[b] = (uint16_t *)(map + (q - (const unsigned char *)map));
+        } else {
+            if (!(c->blocks[b] = zk_malloc(block_bytes))) goto nomem;
+            memcpy(c->blocks[b], q, block_bytes);
+        }
+        c->nblocks = b + 1;
+    }
+    c->n = (size_t)n;
     *out = c;
     return ZK_OK;
 nomem:
     ret_colidx_free(c);
     return zk_fail(err, ZK_NOMEM, "column index: out of memory");
+}
+
+zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **out, char *err)
+{
+    int took;
+    return read_payload(p, len, dim, NULL, 0, out, &took, err);
+}
+
+zk_rc ret_colidx_read_mapped(unsigned char *p, size_t len, int dim, void *map, size_t map_len, ret_colidx **out,
+                             char *err)
+{
+    int took;
+    zk_rc rc = read_payload(p, len, dim, map, map_len, out, &took, err);
+    if (rc != ZK_OK && !took) munmap(map, map_len);
+    return rc;
 }

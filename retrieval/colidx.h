@@ -57,5 +57,11 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
  * in use (little-endian). read copies out of p, which may be a mapping. */
 zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err);
 zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **out, char *err);
+/* The same without copying the blocks: they stay in the mapping
+ * [map, map + map_len) (MAP_PRIVATE, writable: an update copies a page),
+ * which the index owns from then on and unmaps when freed (also on
+ * failure). p must lie inside the mapping. */
+zk_rc ret_colidx_read_mapped(unsigned char *p, size_t len, int dim, void *map, size_t map_len, ret_colidx **out,
+                             char *err);
 
 #endif

@@ -579,7 +579,16 @@ static zk_rc load_snapshot(ret_vindex *vi, char *err)
         goto out;
     }
     if (kind == KIND_COLS) {
-        if ((rc = ret_colidx_read(map + hdr_len, (size_t)len, vi->dim, &vi->cols, err)) != ZK_OK) {
+        /* the column blocks are used where they lie: no copy of a GB at
+         * start-up; a private writable mapping copies only pages updated */
+        if (mprotect(map, (size_t)st.st_size, PROT_READ | PROT_WRITE) != 0) {
+            rc = zk_fail(err, ZK_CORRUPT, "mprotect: %s", strerror(errno));
+            goto out;
+        }
+        madvise(map, (size_t)st.st_size, MADV_NORMAL);
+        rc = ret_colidx_read_mapped(map + hdr_len, (size_t)len, vi->dim, map, (size_t)st.st_size, &vi->cols, err);
+        map = NULL;   /* the index's now, or unmapped */
+        if (rc != ZK_OK) {
             if (rc != ZK_NOMEM) rc = ZK_CORRUPT;
             goto out;
         }

@@ -1212,6 +1212,21 @@ static void test_columns_layout(void **state)
     assert_int_equal(ret_vindex_count(vi), NVEC - 100);
     assert_int_equal(ret_vindex_applied_seq(vi), 42);
     check_search(vi, q, vecs, ids, live, NVEC);
+    /* the reopened index serves its blocks from the snapshot's mapping:
+     * updates copy pages, removals move rows, the file stays as saved */
+    for (int i = 0; i < 50; i++) {
+        live[NVEC - 1 - i] = 0;
+        gone[i] = ids[NVEC - 1 - i];
+    }
+    assert_int_equal(ret_vindex_remove(vi, 50, gone, errbuf), ZK_OK);
+    random_unit(vecs + 3 * DIM, DIM);
+    round_half(vecs + 3 * DIM, DIM);
+    assert_int_equal(ret_vindex_add(vi, 1, ids + 3, vecs + 3 * DIM, errbuf), ZK_OK);
+    check_search(vi, q, vecs, ids, live, NVEC);
+    check_search(vi, vecs + 3 * DIM, vecs, ids, live, NVEC);
+    ret_vindex_free(vi);
+    vi = open_cols(dir, RET_VINDEX_COLUMNS, 0);
+    assert_int_equal(ret_vindex_count(vi), NVEC - 100);
     ret_vindex_free(vi);
 
     /* the FAISS layout does not read it: rebuilt (from the database) */
