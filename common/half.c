@@ -46,6 +46,20 @@ static int have_f16c(void)
     }
     return cached;
 }
+
+int zk_cpu_avx2_fma_f16c(void)
+{
+    static int cached = -1;   /* benign race, as above */
+    if (cached < 0) {
+        unsigned a, b, c = 0, d, b7 = 0;
+        int ok = have_f16c() && __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 12)) &&   /* FMA */
+                 __get_cpuid_count(7, 0, &a, &b7, &c, &d) && (b7 & (1u << 5));          /* AVX2 */
+        cached = ok;
+    }
+    return cached;
+}
+#else
+int zk_cpu_avx2_fma_f16c(void) { return 0; }
 #endif
 
 uint16_t zk_float_to_half(float f)

@@ -19,4 +19,8 @@ float zk_half_to_float(uint16_t h);
 void zk_floats_to_halves(const float *in, uint16_t *out, size_t n);
 void zk_halves_to_floats(const uint16_t *in, float *out, size_t n);
 
+/* 1 when the CPU and OS support AVX2, FMA and F16C (for SIMD kernels
+ * compiled with target attributes, e.g. retrieval/colidx.c). */
+int zk_cpu_avx2_fma_f16c(void);
+
 #endif

@@ -353,15 +353,6 @@ __attribute__((target("avx2,fma,f16c"))) static void collect_avx2(const float *a
     collect_scalar(acc + i, m - i, ids + i, bitmap, blen, h);
 }
 
-static int have_avx2(void)
-{
-    static int cached = -1;   /* a benign race: every thread computes the same value */
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
 #endif
 
 /* The query's nonzero dimensions and weights; returns how many. */
@@ -392,7 +383,7 @@ zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const ui
     }
     int nnz = nonzero(query, c->dim, dims, w);
 #ifdef COLIDX_X86
-    int simd = have_avx2();
+    int simd = zk_cpu_avx2_fma_f16c();
 #endif
     for (size_t b = 0; b < c->nblocks; b++) {
         size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
