@@ -1529,7 +1529,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
         rc = search_selector(vi, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
     }
     if (rc != ZK_OK) goto out;
-filter:
+filter:;
     /* Defence in depth: whatever a strategy returned, only allowed ids leave
      * (this also drops FAISS's -1 padding). */
     int w = 0;
