@@ -160,7 +160,10 @@ size_t ret_colidx_count(const ret_colidx *c) { return c->n; }
 
 int ret_colidx_has(const ret_colidx *c, int64_t id) { return map_get(c, id) >= 0; }
 
-void ret_colidx_ids(const ret_colidx *c, int64_t *out) { memcpy(out, c->ids, c->n * sizeof *out); }
+void ret_colidx_ids(const ret_colidx *c, int64_t *out)
+{
+    if (c->n) memcpy(out, c->ids, c->n * sizeof *out);
+}
 
 static uint16_t *cell(const ret_colidx *c, size_t row, int d)
 {

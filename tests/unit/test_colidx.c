@@ -143,6 +143,12 @@ static void test_search_matches_brute_force(void **state)
     /* removing everything gives the blocks back; the index still works */
     ret_colidx_remove(c, N, ids);
     assert_int_equal(ret_colidx_count(c), 0);
+    int64_t none[1] = {-7};
+    ret_colidx_ids(c, none);   /* nothing written, nothing read */
+    assert_int_equal(none[0], -7);
+    ret_colidx *empty = ret_colidx_new(DIM);
+    ret_colidx_ids(empty, none);
+    ret_colidx_free(empty);
     assert_int_equal(ret_colidx_search(c, q, 5, NULL, 0, got, sc, &n, err), ZK_OK);
     assert_int_equal(n, 0);
     assert_int_equal(ret_colidx_add(c, 3, ids, vecs, err), ZK_OK);
