@@ -185,7 +185,8 @@ static zk_rc grow(ret_colidx *c)
         c->capblocks = cap;
     }
     if (c->n + 1 > UINT32_MAX) return ZK_TOOBIG;
-    if (!(c->blocks[c->nblocks] = zk_malloc((size_t)c->dim * BLOCK * sizeof(uint16_t)))) return ZK_NOMEM;
+    /* zeroed: the unused tail of the last block is written to snapshots */
+    if (!(c->blocks[c->nblocks] = zk_calloc((size_t)c->dim * BLOCK, sizeof(uint16_t)))) return ZK_NOMEM;
     c->nblocks++;
     return ZK_OK;
 }
