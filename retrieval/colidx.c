@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 
 #include "half.h"
+#include "retrieval/topk.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -238,70 +239,6 @@ void ret_colidx_remove(ret_colidx *c, size_t n, const int64_t *ids)
 
 /* ---- search ----------------------------------------------------------------- */
 
-typedef struct {
-    float *score;
-    int64_t *id;
-    int n, k;
-} heap;   /* min-heap on (score, -id): the root is the worst kept */
-
-static int worse(const heap *h, int a, int b)
-{
-    return h->score[a] < h->score[b] || (h->score[a] == h->score[b] && h->id[a] > h->id[b]);
-}
-
-static void heap_swap(heap *h, int a, int b)
-{
-    float s = h->score[a];
-    int64_t i = h->id[a];
-    h->score[a] = h->score[b];
-    h->id[a] = h->id[b];
-    h->score[b] = s;
-    h->id[b] = i;
-}
-
-static void sift_down(heap *h, int i, int n)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h, l, m)) m = l;
-        if (r < n && worse(h, r, m)) m = r;
-        if (m == i) return;
-        heap_swap(h, i, m);
-        i = m;
-    }
-}
-
-static void heap_push(heap *h, int64_t id, float score)
-{
-    if (h->n < h->k) {
-        int i = h->n++;
-        h->score[i] = score;
-        h->id[i] = id;
-        while (i > 0 && worse(h, i, (i - 1) / 2)) {
-            heap_swap(h, i, (i - 1) / 2);
-            i = (i - 1) / 2;
-        }
-        return;
-    }
-    if (score < h->score[0] || (score == h->score[0] && id > h->id[0])) return;
-    h->score[0] = score;
-    h->id[0] = id;
-    sift_down(h, 0, h->n);
-}
-
-/* Sort the heap best first (in place) and report its size. */
-static int heap_finish(heap *h)
-{
-    for (int end = h->n - 1; end > 0; end--) {
-        heap_swap(h, 0, end);
-        sift_down(h, 0, end);
-    }
-    return h->n;
-}
-
-/* The bar a row must pass: -inf until k rows are kept. */
-static float bar(const heap *h) { return h->n < h->k ? -INFINITY : h->score[0]; }
-
 static int allowed(const uint8_t *bitmap, size_t len, int64_t id)
 {
     return !bitmap || ((uint64_t)id >> 3 < len && (bitmap[id >> 3] >> (id & 7) & 1));
@@ -318,10 +255,10 @@ static void accumulate_scalar(const uint16_t *blk, const int *dims, const float 
 }
 
 static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const uint8_t *bitmap, size_t blen,
-                           heap *h)
+                           ret_topk *h)
 {
     for (size_t i = 0; i < m; i++)
-        if (acc[i] >= bar(h) && allowed(bitmap, blen, ids[i])) heap_push(h, ids[i], acc[i]);
+        if (acc[i] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i])) ret_topk_push(h, ids[i], acc[i]);
 }
 
 #ifdef COLIDX_X86
@@ -342,16 +279,16 @@ __attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint1
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void collect_avx2(const float *acc, size_t m, const int64_t *ids,
-                                                                  const uint8_t *bitmap, size_t blen, heap *h)
+                                                                  const uint8_t *bitmap, size_t blen, ret_topk *h)
 {
     size_t m8 = m & ~(size_t)7, i = 0;
     for (; i < m8; i += 8) {
-        __m256 t = _mm256_set1_ps(bar(h));
+        __m256 t = _mm256_set1_ps(ret_topk_bar(h));
         int mask = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(acc + i), t, _CMP_GE_OQ));
         while (mask) {
             int b = __builtin_ctz((unsigned)mask);
             mask &= mask - 1;
-            if (acc[i + b] >= bar(h) && allowed(bitmap, blen, ids[i + b])) heap_push(h, ids[i + b], acc[i + b]);
+            if (acc[i + b] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i + b])) ret_topk_push(h, ids[i + b], acc[i + b]);
         }
     }
     collect_scalar(acc + i, m - i, ids + i, bitmap, blen, h);
@@ -379,7 +316,7 @@ zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const ui
     int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
     float *w = zk_malloc((size_t)c->dim * sizeof *w), *acc = zk_malloc(BLOCK * sizeof *acc);
     float *hs = zk_malloc((size_t)k * sizeof *hs);
-    heap h = {hs, out_ids, 0, k};
+    ret_topk h = {out_ids, hs, 0, k};
     zk_rc rc = ZK_OK;
     if (!dims || !w || !acc || !hs) {
         rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
@@ -401,7 +338,8 @@ zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const ui
         accumulate_scalar(c->blocks[b], dims, w, nnz, m, acc);
         collect_scalar(acc, m, c->ids + base, bitmap, bitmap_len, &h);
     }
-    *out_n = heap_finish(&h);
+    ret_topk_finish(&h);
+    *out_n = h.n;
     if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
 out:
     zk_free(dims);
@@ -418,7 +356,7 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
     if (k <= 0 || c->n == 0) return ZK_OK;
     int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
     float *w = zk_malloc((size_t)c->dim * sizeof *w), *hs = zk_malloc((size_t)k * sizeof *hs);
-    heap h = {hs, out_ids, 0, k};
+    ret_topk h = {out_ids, hs, 0, k};
     zk_rc rc = ZK_OK;
     if (!dims || !w || !hs) {
         rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
@@ -431,9 +369,10 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
         const uint16_t *blk = c->blocks[(size_t)row / BLOCK] + (size_t)row % BLOCK;
         float s = 0;
         for (int j = 0; j < nnz; j++) s += w[j] * zk_half_to_float(blk[(size_t)dims[j] * BLOCK]);
-        heap_push(&h, ids[i], s);
+        ret_topk_push(&h, ids[i], s);
     }
-    *out_n = heap_finish(&h);
+    ret_topk_finish(&h);
+    *out_n = h.n;
     if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
 out:
     zk_free(dims);

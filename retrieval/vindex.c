@@ -20,6 +20,7 @@
 #include "vindex.h"
 #include "vindex_int.h"
 #include "colidx.h"
+#include "topk.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -1281,65 +1282,6 @@ zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, cha
 
 /* ---- filtered search ------------------------------------------------------ */
 
-/* Top-k accumulator: a min-heap whose root is the worst kept hit. A hit is
- * worse when its score is lower, or equal with a larger id (so ties come out
- * in id order and the result does not depend on scan order). */
-typedef struct {
-    int64_t *ids;
-    float *scores;
-    int n, k;
-} topk;
-
-static int topk_worse(const topk *t, int a, int b)
-{
-    return t->scores[a] < t->scores[b] || (t->scores[a] == t->scores[b] && t->ids[a] > t->ids[b]);
-}
-
-static void topk_swap(topk *t, int a, int b)
-{
-    int64_t id = t->ids[a];
-    float s = t->scores[a];
-    t->ids[a] = t->ids[b], t->scores[a] = t->scores[b];
-    t->ids[b] = id, t->scores[b] = s;
-}
-
-static void topk_sift_down(topk *t, int i, int n)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && topk_worse(t, l, w)) w = l;
-        if (r < n && topk_worse(t, r, w)) w = r;
-        if (w == i) return;
-        topk_swap(t, i, w);
-        i = w;
-    }
-}
-
-static void topk_push(topk *t, int64_t id, float score)
-{
-    if (t->n < t->k) {
-        int i = t->n++;
-        t->ids[i] = id, t->scores[i] = score;
-        while (i > 0 && topk_worse(t, i, (i - 1) / 2)) {
-            topk_swap(t, i, (i - 1) / 2);
-            i = (i - 1) / 2;
-        }
-        return;
-    }
-    if (score < t->scores[0] || (score == t->scores[0] && id > t->ids[0])) return;
-    t->ids[0] = id, t->scores[0] = score;
-    topk_sift_down(t, 0, t->n);
-}
-
-/* Heap sort in place: afterwards best first. */
-static void topk_finish(topk *t)
-{
-    for (int n = t->n; n > 1; n--) {
-        topk_swap(t, 0, n - 1);
-        topk_sift_down(t, 0, n - 1);
-    }
-}
-
 /* Inner product with eight independent partial sums (lets the compiler use
  * SIMD without -ffast-math). */
 static float dot_product(const float *a, const float *b, size_t dim)
@@ -1360,7 +1302,7 @@ static zk_rc search_exact(const ret_vindex *vi, const float *query, int kk, cons
                           size_t n_allowed, int64_t *out_ids, float *scores, int *out_n, char *err)
 {
     size_t dim = (size_t)vi->dim;
-    topk t = {out_ids, scores, 0, kk};
+    ret_topk t = {out_ids, scores, 0, kk};
     /* reader context: cannot build the map; the caller falls back */
     if (vi->ivf && faiss_IndexIVF_direct_map_type(vi->ivf) != DIRECT_MAP_HASHTABLE)
         return zk_fail(err, ZK_INDEX, "vindex search: IVF index without its id map");
@@ -1375,10 +1317,10 @@ static zk_rc search_exact(const ret_vindex *vi, const float *query, int kk, cons
             zk_free(vec);
             return faiss_fail(err, "reconstruct", frc);
         }
-        topk_push(&t, id, dot_product(query, vec, dim));
+        ret_topk_push(&t, id, dot_product(query, vec, dim));
     }
     zk_free(vec);
-    topk_finish(&t);
+    ret_topk_finish(&t);
     *out_n = t.n;
     return ZK_OK;
 }
