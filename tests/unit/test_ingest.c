@@ -77,15 +77,31 @@ static int64_t query_int(ret_store *s, const char *sql)
     return v;
 }
 
+/* A store in a new temporary directory and a small builtin embedder. */
+static void open_fresh(char *dir, ret_store **s, llm_embedder **e)
+{
+    char err[ZK_ERRLEN];
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(ret_store_open(dir, 0, s, err), ZK_OK);
+    assert_int_equal(llm_embedder_builtin_new(64, e, err), ZK_OK);
+}
+
+static void close_fresh(const char *dir, ret_store *s, llm_embedder *e)
+{
+    llm_embedder_free(e);
+    ret_store_close(s);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_threads_and_duplicates(void **state)
 {
     (void)state;
     char dir[] = "/tmp/zk-ingest-XXXXXX", err[ZK_ERRLEN];
-    assert_non_null(mkdtemp(dir));
     ret_store *s;
     llm_embedder *e;
-    assert_int_equal(ret_store_open(dir, 0, &s, err), ZK_OK);
-    assert_int_equal(llm_embedder_builtin_new(64, &e, err), ZK_OK);
+    open_fresh(dir, &s, &e);
     char buf[12][160];
     const char *lines[12];
     for (int i = 0; i < 10; i++) {
@@ -147,11 +163,7 @@ static void test_threads_and_duplicates(void **state)
     assert_int_equal(run(s, e, lines, 10, &r2, err), ZK_OK);
     assert_int_equal(r2.count[IDX_UNCHANGED], 9);   /* d5 now holds the rewritten text */
     assert_int_equal(r2.count[IDX_REPLACED], 1);
-    llm_embedder_free(e);
-    ret_store_close(s);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    close_fresh(dir, s, e);
 }
 
 static long file_size(const char *dir, const char *name)
@@ -171,11 +183,9 @@ static void test_wal_bounded(void **state)
 {
     (void)state;
     char dir[] = "/tmp/zk-ingest-XXXXXX", err[ZK_ERRLEN];
-    assert_non_null(mkdtemp(dir));
     ret_store *s;
     llm_embedder *e;
-    assert_int_equal(ret_store_open(dir, 0, &s, err), ZK_OK);
-    assert_int_equal(llm_embedder_builtin_new(64, &e, err), ZK_OK);
+    open_fresh(dir, &s, &e);
     enum { N = 60 };
     static char buf[N][4200];
     const char *lines[N];
@@ -199,11 +209,7 @@ static void test_wal_bounded(void **state)
     ret_vindex *vi;
     assert_int_equal(ret_store_vindex(s, 1, &vi, err), ZK_OK);
     assert_int_equal(ret_vindex_count(vi), query_int(s, "SELECT count(*) FROM chunks"));
-    llm_embedder_free(e);
-    ret_store_close(s);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    close_fresh(dir, s, e);
 }
 
 static void *nice_of_new_thread(void *arg)
