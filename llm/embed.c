@@ -26,6 +26,8 @@ const char *llm_embedder_model(const llm_embedder *e) { return e->model; }
 
 int llm_embedder_dim(const llm_embedder *e) { return e->dim; }
 
+int llm_model_is_builtin(const char *model) { return model && strncmp(model, "builtin-", 8) == 0; }
+
 zk_rc llm_embed(llm_embedder *e, size_t n, const char *const *texts, const size_t *lens,
                 float *out, char *err)
 {

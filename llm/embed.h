@@ -56,4 +56,8 @@ int llm_embedder_dim(const llm_embedder *e);
 zk_rc llm_embed(llm_embedder *e, size_t n, const char *const *texts, const size_t *lens,
                 float *out, char *err);
 
+/* 1 if model names the builtin embedder (any version): local, and its
+ * query vectors use few dimensions (retrieval's column index). */
+int llm_model_is_builtin(const char *model);
+
 #endif

@@ -520,7 +520,7 @@ static zk_rc vector_start(vsearch *v, int parallel, char *err)
     zk_rc rc;
     if (!v->emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
     int dim = llm_embedder_dim(v->emb);
-    int local = strncmp(llm_embedder_model(v->emb), "builtin-", 8) == 0;
+    int local = llm_model_is_builtin(llm_embedder_model(v->emb));
     v->q = zk_malloc(sizeof(float) * (size_t)dim);
     v->ids = zk_malloc(sizeof(int64_t) * (size_t)v->o->vector_k);
     v->scores = zk_malloc(sizeof(float) * (size_t)v->o->vector_k);

@@ -950,7 +950,7 @@ static zk_rc index_entry(ret_store *s, int64_t kb, kb_index **out, char *err)
     /* the builtin embedder's sparse queries read few columns: exact column
      * index; dense (remote) embeddings: FAISS, flat then IVF */
     int policy = __atomic_load_n(&layout_policy, __ATOMIC_RELAXED);
-    int layout = policy == RET_LAYOUT_COLUMNS || (policy == RET_LAYOUT_AUTO && strncmp(model, "builtin-", 8) == 0)
+    int layout = policy == RET_LAYOUT_COLUMNS || (policy == RET_LAYOUT_AUTO && llm_model_is_builtin(model))
                      ? RET_VINDEX_COLUMNS : RET_VINDEX_AUTO;
     if (ki && ki->vi && (ret_vindex_dim(ki->vi) != dim || ret_vindex_layout(ki->vi) != layout)) {
         /* the kb was re-embedded with another dimension or model (zhiku reindex) */
