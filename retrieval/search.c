@@ -43,6 +43,7 @@ void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg)
     o->heading_weight = zk_config_double(cfg, "search", "heading_weight");
     o->max_query_terms = (int)zk_config_int(cfg, "search", "max_query_terms");
     o->bm25_budget = (int)zk_config_int(cfg, "search", "bm25_budget");
+    o->bm25_max_rows = (int)zk_config_int(cfg, "search", "bm25_max_rows");
     o->kb = 1;
 }
 
@@ -330,17 +331,23 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     zk_buf sql;
     int bad = 0;
     buf_init(&sql, 1 << 16);
+    /* Ranked rows are capped at bm25_max_rows, the newest first (FTS5
+     * walks its lists backwards for ORDER BY rowid DESC and stops at the
+     * limit): only a query of very common words alone matches more, and
+     * ranking every one of its matches is what made BM25's slowest queries
+     * take hundreds of milliseconds at a million chunks. */
+    bad |= buf_puts(&sql, "SELECT rowid, r FROM (") != ZK_OK;
     if (by_view) {
         /* the access map decides per matched row: no joins */
-        bad |= buf_puts(&sql, "SELECT f.rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
+        bad |= buf_puts(&sql, "SELECT f.rowid AS rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
                        "WHERE chunks_fts MATCH :match AND zk_chunk_ok(f.rowid, :view)");
     } else {
-        bad |= buf_puts(&sql, "SELECT f.rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
+        bad |= buf_puts(&sql, "SELECT f.rowid AS rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
                               "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
                               "WHERE chunks_fts MATCH :match AND d.kb_id = :kb") != ZK_OK;
         bad |= doc_filter_sql(&sql, o);
     }
-    if (bad || buf_puts(&sql, " ORDER BY r LIMIT :k") != ZK_OK) {
+    if (bad || buf_puts(&sql, " ORDER BY f.rowid DESC LIMIT :cap) ORDER BY r LIMIT :k") != ZK_OK) {
         buf_free(&sql);
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
@@ -354,6 +361,7 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":match"), match, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, ":hw"), o->heading_weight);
     sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":k"), o->bm25_k);
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":cap"), o->bm25_max_rows > 0 ? o->bm25_max_rows : -1);
     sqlite3_bind_blob(st, sqlite3_bind_parameter_index(st, ":w"), w, (int)(sizeof *w * (size_t)nw), SQLITE_STATIC);
     if (by_view) {
         sqlite3_bind_pointer(st, sqlite3_bind_parameter_index(st, ":view"), (void *)view, RET_VIEW_PTR, NULL);

@@ -32,6 +32,7 @@ typedef struct {
     double heading_weight;/* BM25 column weight of the heading path */
     int max_query_terms;
     int bm25_budget;      /* rows the BM25 matching terms may select (rank.h) */
+    int bm25_max_rows;    /* rows BM25 ranks at most, newest first; <= 0: all */
     int64_t kb;           /* knowledge base id */
     int ids_only;         /* skip loading text and snippets (batch evaluation) */
     const ret_caller *caller;   /* REQUIRED: whose permissions apply */

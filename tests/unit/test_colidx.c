@@ -131,6 +131,33 @@ static void test_search_matches_brute_force(void **state)
         assert_int_equal(ret_colidx_search_ids(c, q, 10, list, 200, got, sc, &n, err), ZK_OK);
         same(want, nw, got, sc, n);
     }
+    /* runs of consecutive rows (a caller's whole documents), of odd lengths,
+     * across a block boundary, given out of order with duplicates and ids
+     * that were removed or never added */
+    uint8_t runmap[sizeof bitmap];
+    memset(runmap, 0, sizeof runmap);
+    int64_t runs[700];
+    int nrun = 0;
+    const size_t starts[] = {COLIDX_BLOCK_ROWS - 13, 3, 700, 2 * COLIDX_BLOCK_ROWS + 290, 1500};
+    const size_t lens[] = {29, 1, 170, 10, 9};
+    for (int r = 4; r >= 0; r--)
+        for (size_t i = starts[r]; i < starts[r] + lens[r]; i++) {
+            runs[nrun++] = ids[i];
+            if (live[i]) runmap[ids[i] >> 3] |= (uint8_t)(1u << (ids[i] & 7));
+        }
+    runs[nrun++] = ids[710];
+    runs[nrun++] = 2;   /* never added */
+    for (int t = 0; t < 10; t++) {
+        float q[DIM];
+        random_vec(q, t % 2 ? 5 : DIM);
+        pair want[10];
+        int64_t got[10];
+        float sc[10];
+        int n, nw = brute(vecs, ids, live, N, q, 10, runmap, want);
+        assert_int_equal(ret_colidx_search_ids(c, q, 10, runs, (size_t)nrun, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+    }
+
     /* a bitmap shorter than the ids excludes the rest */
     float q[DIM];
     random_vec(q, DIM);

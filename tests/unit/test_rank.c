@@ -190,6 +190,33 @@ static void test_plan_matches_rare_terms(void **state)
     assert_true(n >= 1);
     assert_string_equal(h[0].ext_id, "d42");
     ret_hits_free(h, n);
+
+    /* the row cap: a query of common words ranks only the newest
+     * bm25_max_rows matches; without it, every match */
+    sqlite3_stmt *st;
+    int64_t cut = 0, nmatch = 0;
+    assert_int_equal(sqlite3_prepare_v2(ret_store_db(f->s), "SELECT count(*), (SELECT rowid FROM chunks_fts "
+                                        "WHERE chunks_fts MATCH 'word0' ORDER BY rowid DESC LIMIT 1 OFFSET 19) "
+                                        "FROM chunks_fts WHERE chunks_fts MATCH 'word0'", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    nmatch = sqlite3_column_int64(st, 0);
+    cut = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    assert_true(nmatch > 100 && cut > 0);
+    o.bm25_budget = 2000;
+    o.top_k = o.bm25_k = 50;
+    o.bm25_max_rows = 20;
+    assert_int_equal(ret_search(f->s, NULL, "word0", &o, &h, &n, err), ZK_OK);
+    assert_int_equal(n, 20);
+    for (size_t i = 0; i < n; i++) assert_true(h[i].chunk_id >= cut);
+    ret_hits_free(h, n);
+    o.bm25_max_rows = 0;
+    assert_int_equal(ret_search(f->s, NULL, "word0", &o, &h, &n, err), ZK_OK);
+    assert_int_equal(n, 50);
+    int older = 0;
+    for (size_t i = 0; i < n; i++) older |= h[i].chunk_id < cut;
+    assert_true(older);
+    ret_hits_free(h, n);
     zk_config_free(cfg);
 }
 
