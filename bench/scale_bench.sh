@@ -55,6 +55,9 @@ echo "== 1. ingestion (zhiku ingest --acl group:all DIR; wall time of the whole 
 echo "   $(head -1 "$C/ingest.txt")"
 printf "   %-14s %10s %10s %10s %12s %10s\n" chunks "wall s" "CPU s" "MB/s" "chunks/s" "peak RSS"
 printf "   %-14s %10.1f %10s %10s %12s %7s MB   (bar at 1M: >= 10000 chunks/s)\n" "$CHUNKS" "$WALL" "$CPU" "$ZK_MBS" "$ZK_CPS" "$PEAK"
+OPT_S=$(sed -n 's/.* in \([0-9.]*\) s$/\1/p' "$C/optimize.txt")
+echo "   then zhiku optimize: $(cat "$C/optimize.txt"); ingest + optimize:" \
+    "$(awk -v c="$CHUNKS" -v w="$WALL" -v o="${OPT_S:-0}" 'BEGIN {printf "%.0f chunks/s", c / (w + o)}')"
 
 # ---- 2. start-up and memory ------------------------------------------------
 PORT=$(free_port)
@@ -132,9 +135,12 @@ else
     PY_P99=$(sed -n 's/.* p99 \([0-9.]*\) ms.*/\1/p' "$W/py.txt")
     PY_RSS=$(awk -F': ' '/Maximum resident/ {printf "%.0f", $2 / 1024}' "$W/py.time")
     sed 's/^/   /' "$W/py.txt"
+    ZK_OMBS=$(awk -v b="$DOCS_BYTES" -v w="$WALL" -v o="${OPT_S:-0}" 'BEGIN {printf "%.2f", b / 1e6 / (w + o)}')
     printf "   %-30s %12s %12s %10s\n" "" zhiku "py_rag" ratio
     printf "   %-30s %12s %12s %9sx  (bar >= 5x)\n" "ingestion MB/s" "$ZK_MBS" "$PY_MBS" \
         "$(awk -v a="$ZK_MBS" -v b="$PY_MBS" 'BEGIN {printf "%.2f", a / b}')"
+    printf "   %-30s %12s %12s %9sx  (bar >= 5x)\n" "ingestion + optimize MB/s" "$ZK_OMBS" "$PY_MBS" \
+        "$(awk -v a="$ZK_OMBS" -v b="$PY_MBS" 'BEGIN {printf "%.2f", a / b}')"
     printf "   %-30s %12s %12s %9sx  (bar >= 10x)\n" "hybrid query p50 ms" "$ZK_P50" "$PY_P50" \
         "$(awk -v a="$ZK_P50" -v b="$PY_P50" 'BEGIN {printf "%.2f", b / a}')"
     printf "   %-30s %12s %12s %9sx\n" "hybrid query p99 ms" "$ZK_P99" "$PY_P99" \

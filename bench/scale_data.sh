@@ -8,6 +8,8 @@
 #                            BENCH_REINGEST=1 redoes it, BENCH_REGEN=1 also
 #                            regenerates the corpus)
 #   ingest.txt               the ingestion report (CLI summary + time -v)
+#   optimize.txt             `zhiku optimize` after the ingest, as an admin
+#                            runs it after a bulk load (its own line, timed)
 #   token                    an API token of user `uall` (search, ask)
 #   .ingested                when and at which commit the data was ingested
 # Principals: group `all` holds every document's read grant; user `uall`
@@ -37,7 +39,7 @@ if [ ! -f "$C/.generated" ]; then
     touch "$C/.generated"
 fi
 
-if [ "${BENCH_REINGEST:-0}" = 1 ]; then rm -rf "$C/data" "$C/.ingested"; fi
+if [ "${BENCH_REINGEST:-0}" = 1 ]; then rm -rf "$C/data" "$C/.ingested" "$C/optimize.txt"; fi
 # a cache this binary cannot open (e.g. written by a newer schema) is redone;
 # after changes to ingestion or the index format, rerun with BENCH_REINGEST=1
 if [ -f "$C/.ingested" ] && ! "$BIN" --data-dir "$C/data" stats --json >/dev/null 2>"$C/stats.err"; then
@@ -46,7 +48,7 @@ if [ -f "$C/.ingested" ] && ! "$BIN" --data-dir "$C/data" stats --json >/dev/nul
 fi
 rm -f "$C/stats.err"
 if [ ! -f "$C/.ingested" ]; then
-    rm -rf "$C/data" "$C/ingest.txt" "$C/token"
+    rm -rf "$C/data" "$C/ingest.txt" "$C/token" "$C/optimize.txt"
     D="$C/data"
     z() { "$BIN" --data-dir "$D" "$@"; }
     z group add all >/dev/null
@@ -69,5 +71,11 @@ if [ ! -f "$C/.ingested" ]; then
     rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
     git -C "$ROOT" diff --quiet HEAD 2>/dev/null || rev="$rev+"
     echo "$(date -u +%Y-%m-%dT%H:%MZ) at $rev" > "$C/.ingested"
+fi
+# the bulk load is followed by a merge of the text index (OPERATIONS.md)
+if [ ! -f "$C/optimize.txt" ]; then
+    log "zhiku optimize"
+    "$BIN" --data-dir "$C/data" optimize > "$C/optimize.txt.tmp"
+    mv "$C/optimize.txt.tmp" "$C/optimize.txt"
 fi
 echo "$C"

@@ -44,6 +44,7 @@ int cmd_ask(cli_ctx *c, int argc, char **argv);
 int cmd_docs(cli_ctx *c, int argc, char **argv);
 int cmd_stats(cli_ctx *c, int argc, char **argv);
 int cmd_check(cli_ctx *c, int argc, char **argv);
+int cmd_optimize(cli_ctx *c, int argc, char **argv);
 int cmd_config(cli_ctx *c, int argc, char **argv);
 int cmd_serve(cli_ctx *c, int argc, char **argv);    /* cli/cmd_serve.c */
 int cmd_user(cli_ctx *c, int argc, char **argv);    /* cli/cmd_users.c */

@@ -25,6 +25,7 @@ static const struct {
     {"docs", cmd_docs, "list, show or remove documents"},
     {"stats", cmd_stats, "counts and sizes of the knowledge base"},
     {"check", cmd_check, "verify the database and the vector index are consistent"},
+    {"optimize", cmd_optimize, "merge the full-text index after a bulk load (faster BM25)"},
     {"acl", cmd_acl, "show, grant or revoke read access to documents"},
     {"user", cmd_user, "add, list or remove users"},
     {"group", cmd_group, "add or remove groups and their members"},

@@ -1217,6 +1217,32 @@ static int integrity(sqlite3 *db, const char *label, FILE *out)
     return problems;
 }
 
+static zk_rc fts_segments(ret_store *s, int *out, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(DISTINCT segid) FROM chunks_fts_idx", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "fts segments: %s", sqlite3_errmsg(s->db));
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return r == SQLITE_ROW ? ZK_OK : zk_fail(err, ZK_DB, "fts segments: %s", sqlite3_errmsg(s->db));
+}
+
+zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err)
+{
+    int before = 0, after = 0;
+    zk_rc rc = fts_segments(s, &before, err);
+    if (rc == ZK_OK && before > 1 && (rc = ret_store_begin(s, err)) == ZK_OK) {
+        rc = exec(s, "INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')", err);
+        rc = rc == ZK_OK ? ret_store_commit(s, err) : (ret_store_rollback(s), rc);
+    }
+    if (rc == ZK_OK) rc = before > 1 ? fts_segments(s, &after, err) : ZK_OK;
+    if (before <= 1) after = before;
+    if (out_before) *out_before = before;
+    if (out_after) *out_after = after;
+    return rc;
+}
+
 zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err)
 {
     int problems = 0;

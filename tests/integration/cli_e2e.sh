@@ -262,6 +262,24 @@ zk --data-dir "$D" check
 assert_eq "$(printf '%s\n' "$OUT" | tail -1)" ok "check ok"
 assert_eq "$(sqlite3 "$DB" 'PRAGMA integrity_check')" ok "sqlite integrity_check"
 
+# ------------------------------------------------------------------ optimize
+note "optimize"
+zk --data-dir "$D" search --json --mode bm25 长城 photosynthesis volcanic lava; before=$OUT
+assert_contains "$before" volcano.html "hits to compare"
+segs=$(sql "$DB" "SELECT count(DISTINCT segid) FROM chunks_fts_idx")
+zk --data-dir "$D" optimize
+assert_contains "$OUT" "full-text index: $segs segment" "optimize reports the segments it found"
+assert_contains "$OUT" "-> 1 in" "optimize leaves one segment"
+assert_eq "$(sql "$DB" "SELECT count(DISTINCT segid) FROM chunks_fts_idx")" 1 "one segment in the index"
+zk --data-dir "$D" search --json --mode bm25 长城 photosynthesis volcanic lava
+assert_eq "$(printf '%s' "$OUT" | sed 's/"took_ms": *[0-9.]*//')" "$(printf '%s' "$before" | sed 's/"took_ms": *[0-9.]*//')" "same BM25 hits after optimize"
+zk --data-dir "$D" optimize
+assert_contains "$OUT" "1 segment -> 1" "optimize again: nothing to merge"
+zk --data-dir "$D" check
+assert_eq "$(printf '%s\n' "$OUT" | tail -1)" ok "check ok after optimize"
+zk_expect 2 --data-dir "$D" optimize extra
+ok "optimize with an argument exits 2"
+
 # --------------------------------------------------------- global options
 note "global options"
 zk --data-dir "$D" stats --json; before=$OUT
@@ -277,7 +295,7 @@ ok "-v accepted"
 note "help and usage errors"
 zk --help
 assert_contains "$OUT" usage "zhiku --help"
-for v in ingest search ask docs stats check config; do
+for v in ingest search ask docs stats check optimize config; do
     zk "$v" --help
     assert_contains "$OUT" "usage: zhiku $v" "zhiku $v --help"
 done
