@@ -254,11 +254,15 @@ static void accumulate_scalar(const uint16_t *blk, const int *dims, const float 
     }
 }
 
+/* Rows whose score reaches the heap's bar and whose id passes the bitmap
+ * go in as their id, or with rowbase >= 0 as their row number (rowbase + i:
+ * the first pass of a pruned search). */
 static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const uint8_t *bitmap, size_t blen,
-                           ret_topk *h)
+                           int64_t rowbase, ret_topk *h)
 {
     for (size_t i = 0; i < m; i++)
-        if (acc[i] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i])) ret_topk_push(h, ids[i], acc[i]);
+        if (acc[i] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i]))
+            ret_topk_push(h, rowbase >= 0 ? rowbase + (int64_t)i : ids[i], acc[i]);
 }
 
 #ifdef COLIDX_X86
@@ -299,7 +303,8 @@ __attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint1
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void collect_avx2(const float *acc, size_t m, const int64_t *ids,
-                                                                  const uint8_t *bitmap, size_t blen, ret_topk *h)
+                                                                  const uint8_t *bitmap, size_t blen, int64_t rowbase,
+                                                                  ret_topk *h)
 {
     size_t m8 = m & ~(size_t)7, i = 0;
     for (; i < m8; i += 8) {
@@ -308,10 +313,11 @@ __attribute__((target("avx2,fma,f16c"))) static void collect_avx2(const float *a
         while (mask) {
             int b = __builtin_ctz((unsigned)mask);
             mask &= mask - 1;
-            if (acc[i + b] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i + b])) ret_topk_push(h, ids[i + b], acc[i + b]);
+            if (acc[i + b] >= ret_topk_bar(h) && allowed(bitmap, blen, ids[i + b]))
+                ret_topk_push(h, rowbase >= 0 ? rowbase + (int64_t)(i + b) : ids[i + b], acc[i + b]);
         }
     }
-    collect_scalar(acc + i, m - i, ids + i, bitmap, blen, h);
+    collect_scalar(acc + i, m - i, ids + i, bitmap, blen, rowbase >= 0 ? rowbase + (int64_t)i : -1, h);
 }
 
 #endif
@@ -331,18 +337,19 @@ static int nonzero(const float *q, int dim, int *dims, float *w)
 /* Score m consecutive rows starting at column offset blk (a block plus a
  * row offset) and offer those that pass the bitmap to the heap. */
 static void score_rows(int simd, const uint16_t *blk, const int *dims, const float *w, int nnz, size_t m,
-                       float *acc, const int64_t *ids, const uint8_t *bitmap, size_t blen, ret_topk *h)
+                       float *acc, const int64_t *ids, const uint8_t *bitmap, size_t blen, int64_t rowbase,
+                       ret_topk *h)
 {
 #ifdef COLIDX_X86
     if (simd) {
         accumulate_avx2(blk, dims, w, nnz, m, acc);
-        collect_avx2(acc, m, ids, bitmap, blen, h);
+        collect_avx2(acc, m, ids, bitmap, blen, rowbase, h);
         return;
     }
 #endif
     (void)simd;
     accumulate_scalar(blk, dims, w, nnz, m, acc);
-    collect_scalar(acc, m, ids, bitmap, blen, h);
+    collect_scalar(acc, m, ids, bitmap, blen, rowbase, h);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -390,23 +397,86 @@ static void scan_free(scan *sc)
     zk_free(sc->hs);
 }
 
-zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
-                        size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err)
+typedef struct { float w; int d; } dimw;
+
+static int by_weight(const void *a, const void *b)
+{
+    const dimw *x = a, *y = b;
+    float u = fabsf(x->w), v = fabsf(y->w);
+    if (u != v) return u < v ? 1 : -1;
+    return x->d - y->d;
+}
+
+/* The pruned scan's first pass: every row scored on the query's `top`
+ * heaviest dimensions, the best ncand rows kept (as row numbers), then
+ * rescored exactly over all of them into h. */
+static zk_rc pruned_scan(const ret_colidx *c, const scan *sc, int top, int ncand, const uint8_t *bitmap,
+                         size_t blen, ret_topk *h, char *err)
+{
+    dimw *dw = zk_malloc((size_t)sc->nnz * sizeof *dw);
+    int *tdims = zk_malloc((size_t)top * sizeof *tdims);
+    float *tw = zk_malloc((size_t)top * sizeof *tw), *cs = zk_malloc((size_t)ncand * sizeof *cs);
+    int64_t *crow = zk_malloc((size_t)ncand * sizeof *crow);
+    zk_rc rc = ZK_OK;
+    if (!dw || !tdims || !tw || !cs || !crow) {
+        rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+        goto out;
+    }
+    for (int j = 0; j < sc->nnz; j++) dw[j] = (dimw){sc->w[j], sc->dims[j]};
+    qsort(dw, (size_t)sc->nnz, sizeof *dw, by_weight);
+    for (int j = 0; j < top; j++) {
+        tdims[j] = dw[j].d;
+        tw[j] = dw[j].w;
+    }
+    ret_topk first = {crow, cs, 0, ncand};
+    for (size_t b = 0; b < c->nblocks; b++) {
+        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
+        score_rows(sc->simd, c->blocks[b], tdims, tw, top, m, sc->acc, c->ids + base, bitmap, blen, (int64_t)base,
+                   &first);
+    }
+    for (int i = 0; i < first.n; i++) {
+        size_t row = (size_t)crow[i];
+        const uint16_t *blk = c->blocks[row / BLOCK] + row % BLOCK;
+        float s = 0;
+        for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] * BLOCK]);
+        if (s >= ret_topk_bar(h)) ret_topk_push(h, c->ids[row], s);
+    }
+out:
+    zk_free(dw);
+    zk_free(tdims);
+    zk_free(tw);
+    zk_free(cs);
+    zk_free(crow);
+    return rc;
+}
+
+zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, int top, int ncand,
+                               const uint8_t *bitmap, size_t bitmap_len, int64_t *out_ids, float *out_scores,
+                               int *out_n, char *err)
 {
     *out_n = 0;
     if (k <= 0 || c->n == 0) return ZK_OK;
     scan sc = {0};
     zk_rc rc = scan_init(&sc, c, query, k, err);
     ret_topk h = {out_ids, sc.hs, 0, k};
-    if (rc == ZK_OK) {
+    if (rc == ZK_OK && top > 0 && top < sc.nnz && ncand >= k && (size_t)ncand < c->n) {
+        rc = pruned_scan(c, &sc, top, ncand, bitmap, bitmap_len, &h, err);
+    } else if (rc == ZK_OK) {
         for (size_t b = 0; b < c->nblocks; b++) {
             size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-            score_rows(sc.simd, c->blocks[b], sc.dims, sc.w, sc.nnz, m, sc.acc, c->ids + base, bitmap, bitmap_len, &h);
+            score_rows(sc.simd, c->blocks[b], sc.dims, sc.w, sc.nnz, m, sc.acc, c->ids + base, bitmap, bitmap_len,
+                       -1, &h);
         }
-        scan_finish(&sc, &h, out_scores, out_n);
     }
+    if (rc == ZK_OK) scan_finish(&sc, &h, out_scores, out_n);
     scan_free(&sc);
     return rc;
+}
+
+zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
+                        size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err)
+{
+    return ret_colidx_search_pruned(c, query, k, 0, 0, bitmap, bitmap_len, out_ids, out_scores, out_n, err);
 }
 
 /* The allowed ids' rows, sorted, are scored run by run: a caller's chunks
@@ -438,7 +508,7 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
             while (j < nr && rows[j] <= rows[j - 1] + 1 && rows[j] / BLOCK == first / BLOCK) j++;
             size_t m = rows[j - 1] + 1 - first;   /* duplicates collapse into the run */
             score_rows(sc.simd, c->blocks[first / BLOCK] + first % BLOCK, sc.dims, sc.w, sc.nnz, m, sc.acc,
-                       c->ids + first, NULL, 0, &h);
+                       c->ids + first, NULL, 0, -1, &h);
             i = j;
         }
         scan_finish(&sc, &h, out_scores, out_n);

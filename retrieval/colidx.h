@@ -48,6 +48,13 @@ void ret_colidx_ids(const ret_colidx *c, int64_t *out);
  * the ids it marks. */
 zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
                         size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err);
+/* Approximate: every row scored on the query's `top` heaviest nonzero
+ * dimensions (by |weight|), the best ncand of those rescored exactly over
+ * all of them. Exact (ret_colidx_search) when the query has no more than
+ * top nonzero dimensions or top <= 0. Recall measured in PERFORMANCE.md. */
+zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, int top, int ncand,
+                               const uint8_t *bitmap, size_t bitmap_len, int64_t *out_ids, float *out_scores,
+                               int *out_n, char *err);
 /* Exact scores of the listed ids that are present, best k first: for
  * allowed sets much smaller than the index. */
 zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,

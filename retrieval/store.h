@@ -168,11 +168,11 @@ int ret__vector_decode(const void *blob, int bytes, int dim, float *out);
  * after replay equal to the vectors table. Problems are printed to out. */
 zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err);
 
-/* Merge the full-text index's segments into one (FTS5 'optimize'), in one
- * transaction: after a bulk load BM25 reads one b-tree per term instead of
- * one per segment (docs/PERFORMANCE.md: 15-30% faster queries). Costs a
- * rewrite of the whole index (~40 s at a million chunks); searches go on
- * meanwhile, writers wait. Segment counts before and after, if wanted. */
+/* Merge the full-text index's segments into one: after a bulk load BM25
+ * reads one b-tree per term instead of one per segment (docs/PERFORMANCE.md:
+ * 15-30% faster queries). Rewrites the whole index (~40 s at a million
+ * chunks) in steps of ~0.1 s, each its own transaction: searches go on,
+ * writers wait one step at most. Segment counts before and after. */
 zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err);
 
 #endif

@@ -95,6 +95,14 @@ enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
  * docs/PERFORMANCE.md). */
 #define ALLOWED_EXACT_FRACTION (1.0 / 64)
 #define COLS_EXACT_FRACTION (1.0 / 16)   /* column index: id by id below this */
+/* Column index scans of a large index are pruned (ret_colidx_search_pruned):
+ * a first pass on the query's COLS_PRUNE_TOP heaviest dimensions keeps
+ * COLS_PRUNE_CAND_PER_K * k rows (at least COLS_PRUNE_CAND_MIN), rescored
+ * exactly; below COLS_PRUNE_ROWS rows the scan is exact (it is cheap). */
+#define COLS_PRUNE_ROWS 200000
+#define COLS_PRUNE_TOP 24
+#define COLS_PRUNE_CAND_PER_K 8
+#define COLS_PRUNE_CAND_MIN 400
 #define IVF_EXACT_FRACTION 0.0
 /* IVF selector scans widen nprobe by (ntotal / n_allowed)^IVF_FILTER_EXP so
  * enough allowed candidates are visited (capped at nlist: exact). */
@@ -1203,6 +1211,19 @@ zk_rc ret_vindex_upgrade(ret_vindex *vi, int wait, char *err)
     return rc;
 }
 
+/* A full scan of the column index, pruned when the index is large (the
+ * tuning can force either way). */
+static zk_rc cols_scan(const ret_vindex *vi, const float *query, int k, const uint8_t *bitmap, size_t blen,
+                       int64_t *out_ids, float *out_scores, int *out_n, char *err)
+{
+    int top = vi->tune.cols_prune_top ? vi->tune.cols_prune_top : COLS_PRUNE_TOP;
+    int per_k = vi->tune.cols_prune_cand_per_k ? vi->tune.cols_prune_cand_per_k : COLS_PRUNE_CAND_PER_K;
+    int64_t rows = vi->tune.cols_prune_rows ? vi->tune.cols_prune_rows : COLS_PRUNE_ROWS;
+    if (top < 0 || rows < 0 || (int64_t)ret_colidx_count(vi->cols) < rows) top = 0;
+    int cand = k * per_k > COLS_PRUNE_CAND_MIN ? k * per_k : COLS_PRUNE_CAND_MIN;
+    return ret_colidx_search_pruned(vi->cols, query, k, top, cand, bitmap, blen, out_ids, out_scores, out_n, err);
+}
+
 void ret__vindex_tune(ret_vindex *vi, const ret__vindex_tuning *t)
 {
     vi->tune = *t;
@@ -1229,7 +1250,7 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
     if (out_n) *out_n = 0;
     if (!query || !out_ids || !out_n || k < 0)
         return zk_fail(err, ZK_INVALID, "vindex search: bad arguments");
-    if (vi->cols) return ret_colidx_search(vi->cols, query, k, NULL, 0, out_ids, out_scores, out_n, err);
+    if (vi->cols) return cols_scan(vi, query, k, NULL, 0, out_ids, out_scores, out_n, err);
     int64_t total = (int64_t)faiss_Index_ntotal(vi->index);
     int kk = total < k ? (int)total : k;
     if (kk == 0) return ZK_OK;
@@ -1424,7 +1445,7 @@ static zk_rc search_cols(const ret_vindex *vi, int strategy, const float *query,
     if (!bitmap) return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     for (size_t i = 0; i < n_allowed; i++)
         if (allowed[i] >= 0) bitmap[allowed[i] >> 3] |= (uint8_t)(1u << (allowed[i] & 7));
-    zk_rc rc = ret_colidx_search(vi->cols, query, kk, bitmap, (size_t)bitmap_len, out_ids, scores, out_n, err);
+    zk_rc rc = cols_scan(vi, query, kk, bitmap, (size_t)bitmap_len, out_ids, scores, out_n, err);
     zk_free(bitmap);
     return rc;
 }

@@ -21,6 +21,10 @@ typedef struct {
     int nprobe;             /* fixed nprobe instead of max(16, nlist/64) */
     int sq8;                /* 1: IVF,SQ8; 2: IVF,Flat; 3: IVF,SQfp16 (0: IVF_CODE) */
     int build_threads;      /* OpenMP threads of the build thread */
+    /* column index pruning (vindex.c COLS_PRUNE_*); negative: never prune */
+    int64_t cols_prune_rows;/* prune from this many rows */
+    int cols_prune_top;     /* first-pass dimensions */
+    int cols_prune_cand_per_k;
 } ret__vindex_tuning;
 
 /* Replace the tuning (call right after open, before adds); then start a

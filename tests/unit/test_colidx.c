@@ -158,6 +158,27 @@ static void test_search_matches_brute_force(void **state)
         same(want, nw, got, sc, n);
     }
 
+    /* the pruned scan: exact when the query has no more nonzero dimensions
+     * than the first pass uses; with a first pass over the heaviest half
+     * and most rows kept, the same top 10, filter included */
+    for (int t = 0; t < 10; t++) {
+        float q[DIM];
+        random_vec(q, t % 2 ? 4 : DIM);
+        pair want[10];
+        int64_t got[10];
+        float sc[10];
+        int n, nz = 0, nw = brute(vecs, ids, live, N, q, 10, NULL, want);
+        for (int d = 0; d < DIM; d++) nz += q[d] != 0;
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz, 50, NULL, 0, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, (int)nlive - 2, NULL, 0, got, sc, &n, err), ZK_OK);
+        same(want, nw, got, sc, n);
+        nw = brute(vecs, ids, live, N, q, 10, bitmap, want);
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, 190, bitmap, sizeof bitmap, got, sc, &n, err),
+                         ZK_OK);
+        same(want, nw, got, sc, n);
+    }
+
     /* a bitmap shorter than the ids excludes the rest */
     float q[DIM];
     random_vec(q, DIM);
@@ -187,6 +208,34 @@ static void test_search_matches_brute_force(void **state)
     free(vecs);
     free(ids);
     free(live);
+}
+
+/* The pruned scan is approximate by design: a row that wins only on the
+ * query's light dimensions can miss the first pass. */
+static void test_pruned_is_approximate(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    ret_colidx *c = ret_colidx_new(DIM);
+    float v[3 * DIM] = {0}, q[DIM] = {0};
+    int64_t ids[3] = {1, 2, 3}, got[1];
+    float sc[1];
+    int n;
+    v[0] = 0.5f;                                  /* row 1: heavy dimension only, 0.5 */
+    v[DIM] = 0.375f, v[DIM + 1] = 1.0f;           /* row 2: 0.375 + 0.25 = 0.625, the best */
+    v[2 * DIM] = 0.125f;                          /* row 3: 0.125 */
+    q[0] = 1.0f, q[1] = 0.25f;
+    assert_int_equal(ret_colidx_add(c, 3, ids, v, err), ZK_OK);
+    assert_int_equal(ret_colidx_search(c, q, 1, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(got[0], 2);
+    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 1, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(got[0], 1);                  /* missed: row 2 lost the first pass */
+    assert_true(fabsf(sc[0] - 0.5f) < 1e-6f);     /* the kept row's score is exact */
+    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 2, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(got[0], 2);                  /* two candidates: found */
+    ret_colidx_free(c);
 }
 
 static void test_payload_round_trip(void **state)
@@ -242,6 +291,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search_matches_brute_force),
+        cmocka_unit_test(test_pruned_is_approximate),
         cmocka_unit_test(test_payload_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
