@@ -260,7 +260,7 @@ int cmd_optimize(cli_ctx *c, int argc, char **argv)
     if (help) {
         puts("usage: zhiku optimize\n\nMerge the full-text index's segments into one. Run it after a bulk load (or\n"
              "many small ones): BM25 queries then read one b-tree per term instead of one\n"
-             "per segment. It rewrites the whole text index (about 40 s per million\n"
+             "per segment. It rewrites the whole text index (about 45 s per million\n"
              "chunks) in short steps: searches go on, and an ingest running meanwhile waits\n"
              "a step at most. Safe to interrupt; running it again finishes the merge.");
         return 0;

@@ -170,7 +170,7 @@ zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err);
 
 /* Merge the full-text index's segments into one: after a bulk load BM25
  * reads one b-tree per term instead of one per segment (docs/PERFORMANCE.md:
- * 15-30% faster queries). Rewrites the whole index (~40 s at a million
+ * 15-30% faster queries). Rewrites the whole index (~55 s at 1.25M
  * chunks) in steps of ~0.1 s, each its own transaction: searches go on,
  * writers wait one step at most. Segment counts before and after. */
 zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err);

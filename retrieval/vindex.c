@@ -101,8 +101,8 @@ enum { BUILD_NONE = 0, BUILD_RUNNING, BUILD_READY, BUILD_FAILED };
  * exactly; below COLS_PRUNE_ROWS rows the scan is exact (it is cheap). */
 #define COLS_PRUNE_ROWS 200000
 #define COLS_PRUNE_TOP 24
-#define COLS_PRUNE_CAND_PER_K 8
-#define COLS_PRUNE_CAND_MIN 400
+#define COLS_PRUNE_CAND_PER_K 16
+#define COLS_PRUNE_CAND_MIN 800
 #define IVF_EXACT_FRACTION 0.0
 /* IVF selector scans widen nprobe by (ntotal / n_allowed)^IVF_FILTER_EXP so
  * enough allowed candidates are visited (capped at nlist: exact). */
@@ -1220,7 +1220,8 @@ static zk_rc cols_scan(const ret_vindex *vi, const float *query, int k, const ui
     int per_k = vi->tune.cols_prune_cand_per_k ? vi->tune.cols_prune_cand_per_k : COLS_PRUNE_CAND_PER_K;
     int64_t rows = vi->tune.cols_prune_rows ? vi->tune.cols_prune_rows : COLS_PRUNE_ROWS;
     if (top < 0 || rows < 0 || (int64_t)ret_colidx_count(vi->cols) < rows) top = 0;
-    int cand = k * per_k > COLS_PRUNE_CAND_MIN ? k * per_k : COLS_PRUNE_CAND_MIN;
+    int cand_min = vi->tune.cols_prune_cand_min ? vi->tune.cols_prune_cand_min : COLS_PRUNE_CAND_MIN;
+    int cand = k * per_k > cand_min ? k * per_k : cand_min;
     return ret_colidx_search_pruned(vi->cols, query, k, top, cand, bitmap, blen, out_ids, out_scores, out_n, err);
 }
 

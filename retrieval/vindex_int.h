@@ -25,6 +25,7 @@ typedef struct {
     int64_t cols_prune_rows;/* prune from this many rows */
     int cols_prune_top;     /* first-pass dimensions */
     int cols_prune_cand_per_k;
+    int cols_prune_cand_min;
 } ret__vindex_tuning;
 
 /* Replace the tuning (call right after open, before adds); then start a

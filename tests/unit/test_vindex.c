@@ -1244,11 +1244,42 @@ static void test_columns_layout(void **state)
     free(vecs), free(ids), free(allowed), free(live);
 }
 
+/* Large column indexes are scanned pruned (vindex.c COLS_PRUNE_*): with the
+ * thresholds lowered, a row that wins only on the query's light dimension
+ * is missed by a one-dimension, one-candidate first pass; by default (a
+ * small index) and with pruning off the scan is exact. */
+static void test_columns_pruned_scan(void **state)
+{
+    (void)state;
+    ret_vindex *vi = open_cols(subdir("cols-pruned"), RET_VINDEX_COLUMNS, 1);
+    float v[3 * DIM] = {0}, q[DIM] = {0}, sc[1];
+    int64_t ids[3] = {7, 8, 9}, got[1];
+    int n;
+    v[0] = 0.5f;                          /* id 7: 0.5, on the heavy dimension only */
+    v[DIM] = 0.375f, v[DIM + 1] = 1.0f;   /* id 8: 0.375 + 0.25, the best */
+    v[2 * DIM] = 0.125f;
+    q[0] = 1.0f, q[1] = 0.25f;
+    assert_int_equal(ret_vindex_add(vi, 3, ids, v, errbuf), ZK_OK);
+    assert_int_equal(ret_vindex_search(vi, q, 1, got, sc, &n, errbuf), ZK_OK);
+    assert_int_equal(got[0], 8);
+    ret__vindex_tuning t = {.cols_prune_rows = 1, .cols_prune_top = 1, .cols_prune_cand_per_k = 1,
+                            .cols_prune_cand_min = 1};
+    ret__vindex_tune(vi, &t);
+    assert_int_equal(ret_vindex_search(vi, q, 1, got, sc, &n, errbuf), ZK_OK);
+    assert_int_equal(got[0], 7);
+    t.cols_prune_top = -1;
+    ret__vindex_tune(vi, &t);
+    assert_int_equal(ret_vindex_search(vi, q, 1, got, sc, &n, errbuf), ZK_OK);
+    assert_int_equal(got[0], 8);
+    ret_vindex_free(vi);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty_index),
         cmocka_unit_test(test_columns_layout),
+        cmocka_unit_test(test_columns_pruned_scan),
         cmocka_unit_test(test_exact_search),
         cmocka_unit_test(test_k_larger_than_index),
         cmocka_unit_test(test_replace),
