@@ -40,11 +40,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "search_inproc: %s\n", err);
         return 1;
     }
-    ret_search_opts defaults;
-    ret_search_opts_init(&defaults, cfg);
-    ret_mode mode = defaults.mode;
+    /* the same options for every query, as the server builds them */
+    ret_search_opts o;
+    ret_search_opts_init(&o, cfg);
+    o.caller = &who;
     const char *m = getenv("SEARCH_MODE");
-    if (m && *m && ret_mode_parse(m, &mode) != ZK_OK) {
+    if (m && *m && ret_mode_parse(m, &o.mode) != ZK_OK) {
         fprintf(stderr, "search_inproc: SEARCH_MODE must be bm25, vector or hybrid\n");
         return 2;
     }
@@ -60,10 +61,6 @@ int main(int argc, char **argv)
      * /readyz, then WARMUP seconds of the queries */
     double warm = argc == 6 ? atof(argv[5]) : 0, w0 = zk_now();
     for (int i = 0; nq && (i == 0 || zk_now() - w0 < warm); i++) {
-        ret_search_opts o;
-        ret_search_opts_init(&o, cfg);
-        o.caller = &who;
-        o.mode = mode;
         ret_hit *h;
         size_t nh;
         if (ret_search(s, e, qs[i % nq], &o, &h, &nh, err) == ZK_OK) ret_hits_free(h, nh);
@@ -72,10 +69,6 @@ int main(int argc, char **argv)
     size_t cap = 1 << 20, n = 0;
     double *lat = malloc(sizeof(double) * cap);
     while (zk_now() - t0 < secs && n < cap) {
-        ret_search_opts o;
-        ret_search_opts_init(&o, cfg);
-        o.caller = &who;
-        o.mode = mode;
         ret_hit *h;
         size_t nh;
         double a = zk_now();

@@ -397,6 +397,19 @@ static void scan_free(scan *sc)
     zk_free(sc->hs);
 }
 
+/* Every row of the index scored on the first nnz of the query's dimensions
+ * (sc->dims, sc->w) and offered to h, as its id or, with by_row, as its row
+ * number. */
+static void scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uint8_t *bitmap, size_t blen,
+                        int by_row, ret_topk *h)
+{
+    for (size_t b = 0; b < c->nblocks; b++) {
+        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
+        score_rows(sc->simd, c->blocks[b], sc->dims, sc->w, nnz, m, sc->acc, c->ids + base, bitmap, blen,
+                   by_row ? (int64_t)base : -1, h);
+    }
+}
+
 typedef struct { float w; int d; } dimw;
 
 static int by_weight(const void *a, const void *b)
@@ -407,44 +420,37 @@ static int by_weight(const void *a, const void *b)
     return x->d - y->d;
 }
 
-/* The pruned scan's first pass: every row scored on the query's `top`
- * heaviest dimensions, the best ncand rows kept (as row numbers), then
- * rescored exactly over all of them into h. */
-static zk_rc pruned_scan(const ret_colidx *c, const scan *sc, int top, int ncand, const uint8_t *bitmap,
-                         size_t blen, ret_topk *h, char *err)
+/* The pruned scan: the query's dimensions are put heaviest first, every
+ * row is scored on the first `top` of them, and the best ncand rows (kept
+ * as row numbers) are rescored exactly over all of them into h. */
+static zk_rc pruned_scan(const ret_colidx *c, scan *sc, int top, int ncand, const uint8_t *bitmap, size_t blen,
+                         ret_topk *h, char *err)
 {
     dimw *dw = zk_malloc((size_t)sc->nnz * sizeof *dw);
-    int *tdims = zk_malloc((size_t)top * sizeof *tdims);
-    float *tw = zk_malloc((size_t)top * sizeof *tw), *cs = zk_malloc((size_t)ncand * sizeof *cs);
+    float *cs = zk_malloc((size_t)ncand * sizeof *cs);
     int64_t *crow = zk_malloc((size_t)ncand * sizeof *crow);
     zk_rc rc = ZK_OK;
-    if (!dw || !tdims || !tw || !cs || !crow) {
+    if (!dw || !cs || !crow) {
         rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
         goto out;
     }
     for (int j = 0; j < sc->nnz; j++) dw[j] = (dimw){sc->w[j], sc->dims[j]};
     qsort(dw, (size_t)sc->nnz, sizeof *dw, by_weight);
-    for (int j = 0; j < top; j++) {
-        tdims[j] = dw[j].d;
-        tw[j] = dw[j].w;
+    for (int j = 0; j < sc->nnz; j++) {
+        sc->dims[j] = dw[j].d;
+        sc->w[j] = dw[j].w;
     }
     ret_topk first = {crow, cs, 0, ncand};
-    for (size_t b = 0; b < c->nblocks; b++) {
-        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-        score_rows(sc->simd, c->blocks[b], tdims, tw, top, m, sc->acc, c->ids + base, bitmap, blen, (int64_t)base,
-                   &first);
-    }
+    scan_blocks(c, sc, top, bitmap, blen, 1, &first);
     for (int i = 0; i < first.n; i++) {
         size_t row = (size_t)crow[i];
         const uint16_t *blk = c->blocks[row / BLOCK] + row % BLOCK;
         float s = 0;
         for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] * BLOCK]);
-        if (s >= ret_topk_bar(h)) ret_topk_push(h, c->ids[row], s);
+        ret_topk_push(h, c->ids[row], s);
     }
 out:
     zk_free(dw);
-    zk_free(tdims);
-    zk_free(tw);
     zk_free(cs);
     zk_free(crow);
     return rc;
@@ -459,15 +465,10 @@ zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, i
     scan sc = {0};
     zk_rc rc = scan_init(&sc, c, query, k, err);
     ret_topk h = {out_ids, sc.hs, 0, k};
-    if (rc == ZK_OK && top > 0 && top < sc.nnz && ncand >= k && (size_t)ncand < c->n) {
+    if (rc == ZK_OK && top > 0 && top < sc.nnz && ncand >= k && (size_t)ncand < c->n)
         rc = pruned_scan(c, &sc, top, ncand, bitmap, bitmap_len, &h, err);
-    } else if (rc == ZK_OK) {
-        for (size_t b = 0; b < c->nblocks; b++) {
-            size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-            score_rows(sc.simd, c->blocks[b], sc.dims, sc.w, sc.nnz, m, sc.acc, c->ids + base, bitmap, bitmap_len,
-                       -1, &h);
-        }
-    }
+    else if (rc == ZK_OK)
+        scan_blocks(c, &sc, sc.nnz, bitmap, bitmap_len, 0, &h);
     if (rc == ZK_OK) scan_finish(&sc, &h, out_scores, out_n);
     scan_free(&sc);
     return rc;

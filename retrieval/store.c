@@ -1234,7 +1234,7 @@ static zk_rc fts_segments(ret_store *s, int *out, char *err)
 
 zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err)
 {
-    int before = 0, after = 0;
+    int before = 0, after;
     zk_rc rc = fts_segments(s, &before, err);
     /* FTS5's incremental optimize: 'merge' with a negative page count
      * merges every segment, not only those on one level; each step is its
@@ -1247,8 +1247,8 @@ zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *er
         if ((rc = exec(s, sql, err)) != ZK_OK) break;
         if (sqlite3_total_changes(s->db) - changes < 2) break;
     }
-    if (rc == ZK_OK) rc = before > 1 ? fts_segments(s, &after, err) : ZK_OK;
-    if (before <= 1) after = before;
+    after = before;
+    if (rc == ZK_OK && before > 1) rc = fts_segments(s, &after, err);
     if (out_before) *out_before = before;
     if (out_after) *out_after = after;
     return rc;
