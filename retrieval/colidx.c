@@ -10,6 +10,8 @@
 #include "retrieval/colidx.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -397,17 +399,139 @@ static void scan_free(scan *sc)
     zk_free(sc->hs);
 }
 
+/* One scan of every block, open to a team: blocks are claimed from `next`;
+ * each thread keeps a top list of its own, helpers merge theirs into
+ * `extra` (under the team's lock) before they leave. */
+typedef struct {
+    const ret_colidx *c;
+    const scan *sc;
+    int nnz, by_row;
+    const uint8_t *bitmap;
+    size_t blen;
+    atomic_size_t next;
+    ret_topk *extra;
+} blockjob;
+
+struct ret_colidx_team {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    blockjob *job;          /* the scan open for help, or NULL */
+    unsigned long offers;   /* scans offered so far */
+    int active;             /* helpers inside job */
+    int closed;
+};
+
+/* Claims and scores blocks until none are left; returns how many. */
+static size_t run_blocks(blockjob *j, float *acc, ret_topk *h)
+{
+    const ret_colidx *c = j->c;
+    for (size_t done = 0;; done++) {
+        size_t b = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (b >= c->nblocks) return done;
+        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
+        score_rows(j->sc->simd, c->blocks[b], j->sc->dims, j->sc->w, j->nnz, m, acc, c->ids + base, j->bitmap,
+                   j->blen, j->by_row ? (int64_t)base : -1, h);
+    }
+}
+
+ret_colidx_team *ret_colidx_team_new(void)
+{
+    ret_colidx_team *t = zk_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (pthread_mutex_init(&t->mu, NULL) != 0) {
+        zk_free(t);
+        return NULL;
+    }
+    if (pthread_cond_init(&t->cv, NULL) != 0) {
+        pthread_mutex_destroy(&t->mu);
+        zk_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void ret_colidx_team_free(ret_colidx_team *t)
+{
+    if (!t) return;
+    pthread_cond_destroy(&t->cv);
+    pthread_mutex_destroy(&t->mu);
+    zk_free(t);
+}
+
+void ret_colidx_team_close(ret_colidx_team *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->closed = 1;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+size_t ret_colidx_team_help(ret_colidx_team *t)
+{
+    unsigned long seen = 0;
+    size_t blocks = 0;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->closed && (!t->job || t->offers == seen)) pthread_cond_wait(&t->cv, &t->mu);
+        if (t->closed) break;
+        blockjob *j = t->job;
+        seen = t->offers;
+        int cap = j->extra->k;
+        float *acc = zk_malloc(BLOCK * sizeof *acc), *hs = zk_malloc((size_t)cap * sizeof *hs);
+        int64_t *hid = zk_malloc((size_t)cap * sizeof *hid);
+        if (acc && hs && hid) {
+            t->active++;
+            pthread_mutex_unlock(&t->mu);
+            ret_topk mine = {hid, hs, 0, cap};
+            blocks += run_blocks(j, acc, &mine);
+            pthread_mutex_lock(&t->mu);
+            for (int i = 0; i < mine.n; i++) ret_topk_push(j->extra, hid[i], hs[i]);
+            t->active--;
+            pthread_cond_broadcast(&t->cv);
+        }
+        zk_free(acc);
+        zk_free(hs);
+        zk_free(hid);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return blocks;
+}
+
 /* Every row of the index scored on the first nnz of the query's dimensions
  * (sc->dims, sc->w) and offered to h, as its id or, with by_row, as its row
- * number. */
-static void scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uint8_t *bitmap, size_t blen,
-                        int by_row, ret_topk *h)
+ * number; with a team, helpers take blocks too. */
+static zk_rc scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uint8_t *bitmap, size_t blen,
+                         int by_row, ret_colidx_team *team, ret_topk *h, char *err)
 {
-    for (size_t b = 0; b < c->nblocks; b++) {
-        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-        score_rows(sc->simd, c->blocks[b], sc->dims, sc->w, nnz, m, sc->acc, c->ids + base, bitmap, blen,
-                   by_row ? (int64_t)base : -1, h);
+    blockjob j = {c, sc, nnz, by_row, bitmap, blen, 0, NULL};
+    atomic_init(&j.next, 0);
+    if (!team || c->nblocks < 2) {
+        run_blocks(&j, sc->acc, h);
+        return ZK_OK;
     }
+    int64_t *xid = zk_malloc((size_t)h->k * sizeof *xid);
+    float *xs = zk_malloc((size_t)h->k * sizeof *xs);
+    if (!xid || !xs) {
+        zk_free(xid);
+        zk_free(xs);
+        return zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+    }
+    ret_topk extra = {xid, xs, 0, h->k};
+    j.extra = &extra;
+    pthread_mutex_lock(&team->mu);
+    team->job = &j;
+    team->offers++;
+    pthread_cond_broadcast(&team->cv);
+    pthread_mutex_unlock(&team->mu);
+    run_blocks(&j, sc->acc, h);
+    pthread_mutex_lock(&team->mu);
+    team->job = NULL;
+    while (team->active) pthread_cond_wait(&team->cv, &team->mu);
+    pthread_mutex_unlock(&team->mu);
+    for (int i = 0; i < extra.n; i++) ret_topk_push(h, xid[i], xs[i]);
+    zk_free(xid);
+    zk_free(xs);
+    return ZK_OK;
 }
 
 typedef struct { float w; int d; } dimw;
@@ -424,7 +548,7 @@ static int by_weight(const void *a, const void *b)
  * row is scored on the first `top` of them, and the best ncand rows (kept
  * as row numbers) are rescored exactly over all of them into h. */
 static zk_rc pruned_scan(const ret_colidx *c, scan *sc, int top, int ncand, const uint8_t *bitmap, size_t blen,
-                         ret_topk *h, char *err)
+                         ret_colidx_team *team, ret_topk *h, char *err)
 {
     dimw *dw = zk_malloc((size_t)sc->nnz * sizeof *dw);
     float *cs = zk_malloc((size_t)ncand * sizeof *cs);
@@ -441,7 +565,7 @@ static zk_rc pruned_scan(const ret_colidx *c, scan *sc, int top, int ncand, cons
         sc->w[j] = dw[j].w;
     }
     ret_topk first = {crow, cs, 0, ncand};
-    scan_blocks(c, sc, top, bitmap, blen, 1, &first);
+    if ((rc = scan_blocks(c, sc, top, bitmap, blen, 1, team, &first, err)) != ZK_OK) goto out;
     for (int i = 0; i < first.n; i++) {
         size_t row = (size_t)crow[i];
         const uint16_t *blk = c->blocks[row / BLOCK] + row % BLOCK;
@@ -457,8 +581,8 @@ out:
 }
 
 zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, int top, int ncand,
-                               const uint8_t *bitmap, size_t bitmap_len, int64_t *out_ids, float *out_scores,
-                               int *out_n, char *err)
+                               const uint8_t *bitmap, size_t bitmap_len, ret_colidx_team *team, int64_t *out_ids,
+                               float *out_scores, int *out_n, char *err)
 {
     *out_n = 0;
     if (k <= 0 || c->n == 0) return ZK_OK;
@@ -466,9 +590,9 @@ zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, i
     zk_rc rc = scan_init(&sc, c, query, k, err);
     ret_topk h = {out_ids, sc.hs, 0, k};
     if (rc == ZK_OK && top > 0 && top < sc.nnz && ncand >= k && (size_t)ncand < c->n)
-        rc = pruned_scan(c, &sc, top, ncand, bitmap, bitmap_len, &h, err);
+        rc = pruned_scan(c, &sc, top, ncand, bitmap, bitmap_len, team, &h, err);
     else if (rc == ZK_OK)
-        scan_blocks(c, &sc, sc.nnz, bitmap, bitmap_len, 0, &h);
+        rc = scan_blocks(c, &sc, sc.nnz, bitmap, bitmap_len, 0, team, &h, err);
     if (rc == ZK_OK) scan_finish(&sc, &h, out_scores, out_n);
     scan_free(&sc);
     return rc;
@@ -477,7 +601,7 @@ zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, i
 zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const uint8_t *bitmap,
                         size_t bitmap_len, int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
-    return ret_colidx_search_pruned(c, query, k, 0, 0, bitmap, bitmap_len, out_ids, out_scores, out_n, err);
+    return ret_colidx_search_pruned(c, query, k, 0, 0, bitmap, bitmap_len, NULL, out_ids, out_scores, out_n, err);
 }
 
 /* The allowed ids' rows, sorted, are scored run by run: a caller's chunks

@@ -29,6 +29,25 @@
 
 typedef struct ret_colidx ret_colidx;
 
+/* A team lets other threads help with one search's block scans. The thread
+ * searching (with the team passed to ret_colidx_search_pruned) offers each
+ * scan of all blocks to the team; a thread in ret_colidx_team_help claims
+ * blocks from the same counter, keeps its own top k and hands it back
+ * before the scan ends. Results are the same as alone (ties go by id
+ * whichever thread scored a row). The hybrid search runs BM25 on one
+ * thread and the vector scan on another; the first done helps the other
+ * (retrieval/search.c). */
+typedef struct ret_colidx_team ret_colidx_team;
+
+ret_colidx_team *ret_colidx_team_new(void);
+void ret_colidx_team_free(ret_colidx_team *t);
+/* Help with every scan offered until ret_colidx_team_close(); waits for
+ * offers in between. Returns how many blocks this thread scored. A helper
+ * that cannot allocate its scratch leaves the work to the others. */
+size_t ret_colidx_team_help(ret_colidx_team *t);
+/* No more scans will be offered: helpers return. */
+void ret_colidx_team_close(ret_colidx_team *t);
+
 ret_colidx *ret_colidx_new(int dim);
 void ret_colidx_free(ret_colidx *c);
 size_t ret_colidx_count(const ret_colidx *c);
@@ -51,10 +70,11 @@ zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const ui
 /* Approximate: every row scored on the query's `top` heaviest nonzero
  * dimensions (by |weight|), the best ncand of those rescored exactly over
  * all of them. Exact (ret_colidx_search) when the query has no more than
- * top nonzero dimensions or top <= 0. Recall measured in PERFORMANCE.md. */
+ * top nonzero dimensions or top <= 0. Recall measured in PERFORMANCE.md.
+ * With team (may be NULL), its helpers share the block scans. */
 zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, int top, int ncand,
-                               const uint8_t *bitmap, size_t bitmap_len, int64_t *out_ids, float *out_scores,
-                               int *out_n, char *err);
+                               const uint8_t *bitmap, size_t bitmap_len, ret_colidx_team *team, int64_t *out_ids,
+                               float *out_scores, int *out_n, char *err);
 /* Exact scores of the listed ids that are present, best k first: for
  * allowed sets much smaller than the index. */
 zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,

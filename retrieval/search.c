@@ -441,11 +441,11 @@ static zk_rc allowed_chunks(ret_store *s, const ret_search_opts *o, int64_t **ou
  * searches the whole index and drops what it may not read, asking for more
  * while too few survive; a minority reader has its readable chunks scored
  * (ret_vindex_search_allowed). */
-static zk_rc view_vector_search(ret_vindex *vi, const ret_view *view, const float *q, int k,
+static zk_rc view_vector_search(ret_vindex *vi, ret_colidx_team *team, const ret_view *view, const float *q, int k,
                                 int64_t *ids, float *scores, int *got, char *err)
 {
     if (view->chunks || view->allowed_chunks == 0)
-        return ret_vindex_search_allowed(vi, q, k, view->chunks, view->nchunks, ids, scores, got, err);
+        return ret_vindex_search_allowed_team(vi, team, q, k, view->chunks, view->nchunks, ids, scores, got, err);
     zk_rc rc = ZK_OK;
     int want = view->admin ? k : k + k / 2 + 8;
     int64_t *wi = NULL;
@@ -459,7 +459,7 @@ static zk_rc view_vector_search(ret_vindex *vi, const ret_view *view, const floa
         float *ps = zk_realloc(ws, sizeof *ws * (size_t)want);
         if (!ps) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); break; }
         ws = ps;
-        if ((rc = ret_vindex_search(vi, q, want, wi, ws, &n, err)) != ZK_OK) break;
+        if ((rc = ret_vindex_search_team(vi, team, q, want, wi, ws, &n, err)) != ZK_OK) break;
         *got = 0;
         for (int i = 0; i < n && *got < k; i++)
             if (ret_view_chunk_ok(view, wi[i])) {
@@ -478,11 +478,13 @@ static zk_rc view_vector_search(ret_vindex *vi, const ret_view *view, const floa
 /* The vector half of a search. Its SQLite work (the index's catch-up and
  * read lock, the model check, an allowed list for metadata filters) runs
  * on the calling thread, which owns the connection; embedding and scanning
- * touch no connection, so for a local embedder they run on a second thread
- * while the calling thread does BM25 (two cores: hybrid latency ~ the
- * longer of the two, not their sum). A remote embedder is called before the
- * index is read-locked (a slow provider must not hold back a writer), and
- * everything then stays on the calling thread. */
+ * touch no connection, so they run on a second thread while the calling
+ * thread does BM25, and the calling thread then helps with what is left of
+ * a column index scan (ret_colidx_team; in vector mode it helps from the
+ * start). On two cores a hybrid query takes about the longer of the two
+ * halves, or their mean when the scan is the longer. A remote embedder is
+ * called before the index is read-locked (a slow provider must not hold
+ * back a writer). */
 typedef struct {
     ret_store *s;
     llm_embedder *emb;
@@ -498,6 +500,7 @@ typedef struct {
     int got, embedded;
     pthread_t thread;
     int threaded;
+    ret_colidx_team *team;   /* NULL: the scan runs alone */
     zk_rc rc;
     char err[ZK_ERRLEN];
 } vsearch;
@@ -512,18 +515,21 @@ static zk_rc vsearch_embed(vsearch *v)
 static void *vsearch_run(void *arg)
 {
     vsearch *v = arg;
-    if (!v->embedded && (v->rc = vsearch_embed(v)) != ZK_OK) return NULL;
-    if (v->view)
-        v->rc = view_vector_search(v->vi, v->view, v->q, v->o->vector_k, v->ids, v->scores, &v->got, v->err);
-    else
-        v->rc = ret_vindex_search_allowed(v->vi, v->q, v->o->vector_k, v->allowed, v->nallowed, v->ids, v->scores,
-                                          &v->got, v->err);
+    if (v->embedded || (v->rc = vsearch_embed(v)) == ZK_OK) {
+        if (v->view)
+            v->rc = view_vector_search(v->vi, v->team, v->view, v->q, v->o->vector_k, v->ids, v->scores, &v->got,
+                                       v->err);
+        else
+            v->rc = ret_vindex_search_allowed_team(v->vi, v->team, v->q, v->o->vector_k, v->allowed, v->nallowed,
+                                                   v->ids, v->scores, &v->got, v->err);
+    }
+    if (v->team) ret_colidx_team_close(v->team);
     return NULL;
 }
 
-/* Everything up to the scan; with parallel, the scan (and a local
- * embedding) starts on its own thread. Call vector_finish in any case. */
-static zk_rc vector_start(vsearch *v, int parallel, char *err)
+/* Everything up to the scan; the scan (and a local embedding) starts on
+ * its own thread. Call vector_finish in any case. */
+static zk_rc vector_start(vsearch *v, char *err)
 {
     zk_rc rc;
     if (!v->emb) return zk_fail(err, ZK_INVALID, "vector search needs an embedder");
@@ -540,15 +546,26 @@ static zk_rc vector_start(vsearch *v, int parallel, char *err)
     /* the kb has vectors, so its model is recorded: this only compares */
     if ((rc = ret_kb_check_model(v->s, v->o->kb, llm_embedder_model(v->emb), dim, err)) != ZK_OK) return rc;
     if (!v->view && (rc = allowed_chunks(v->s, v->o, &v->allowed, &v->nallowed, err)) != ZK_OK) return rc;
-    if (parallel && pthread_create(&v->thread, NULL, vsearch_run, v) == 0) v->threaded = 1;
-    else vsearch_run(v);
+    v->team = ret_colidx_team_new();   /* none: the scan runs alone */
+    if (pthread_create(&v->thread, NULL, vsearch_run, v) == 0) {
+        v->threaded = 1;
+    } else {
+        ret_colidx_team_free(v->team);
+        v->team = NULL;
+        vsearch_run(v);
+    }
     return ZK_OK;
 }
 
-/* Wait for the scan, add its hits to the candidates, release the index. */
+/* Help with the scan, wait for it, add its hits to the candidates, release
+ * the index. */
 static zk_rc vector_finish(vsearch *v, cand *c, size_t *n, zk_rc rc, char *err)
 {
-    if (v->threaded) pthread_join(v->thread, NULL);
+    if (v->threaded) {
+        if (v->team) ret_colidx_team_help(v->team);
+        pthread_join(v->thread, NULL);
+    }
+    ret_colidx_team_free(v->team);
     if (rc == ZK_OK && v->vi && v->rc != ZK_OK) rc = zk_fail(err, v->rc, "%s", v->err);
     for (int i = 0; rc == ZK_OK && v->vi && i < v->got; i++) {
         if (v->scores[i] <= 0.0f) break;              /* orthogonal: no shared feature */
@@ -700,7 +717,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
         /* BM25's candidates come first in c (fusion is order-independent,
          * ties are broken by chunk id), the vector hits are merged after */
         vsearch v = {.s = s, .emb = emb, .query = query, .o = o, .view = by_view ? &view : NULL};
-        rc = vector_start(&v, want_bm25, err);
+        rc = vector_start(&v, err);
         if (rc == ZK_OK && want_bm25) rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err);
         if ((rc = vector_finish(&v, c, &n, rc, err)) != ZK_OK) goto out;
     } else if (want_bm25 && (rc = bm25_candidates(s, query, o, &view, by_view, c, &n, err)) != ZK_OK) {

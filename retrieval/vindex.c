@@ -1213,8 +1213,9 @@ zk_rc ret_vindex_upgrade(ret_vindex *vi, int wait, char *err)
 
 /* A full scan of the column index, pruned when the index is large (the
  * tuning can force either way). */
-static zk_rc cols_scan(const ret_vindex *vi, const float *query, int k, const uint8_t *bitmap, size_t blen,
-                       int64_t *out_ids, float *out_scores, int *out_n, char *err)
+static zk_rc cols_scan(const ret_vindex *vi, ret_colidx_team *team, const float *query, int k,
+                       const uint8_t *bitmap, size_t blen, int64_t *out_ids, float *out_scores, int *out_n,
+                       char *err)
 {
     int top = vi->tune.cols_prune_top ? vi->tune.cols_prune_top : COLS_PRUNE_TOP;
     int per_k = vi->tune.cols_prune_cand_per_k ? vi->tune.cols_prune_cand_per_k : COLS_PRUNE_CAND_PER_K;
@@ -1222,7 +1223,8 @@ static zk_rc cols_scan(const ret_vindex *vi, const float *query, int k, const ui
     if (top < 0 || rows < 0 || (int64_t)ret_colidx_count(vi->cols) < rows) top = 0;
     int cand_min = vi->tune.cols_prune_cand_min ? vi->tune.cols_prune_cand_min : COLS_PRUNE_CAND_MIN;
     int cand = k * per_k > cand_min ? k * per_k : cand_min;
-    return ret_colidx_search_pruned(vi->cols, query, k, top, cand, bitmap, blen, out_ids, out_scores, out_n, err);
+    return ret_colidx_search_pruned(vi->cols, query, k, top, cand, bitmap, blen, team, out_ids, out_scores, out_n,
+                                    err);
 }
 
 void ret__vindex_tune(ret_vindex *vi, const ret__vindex_tuning *t)
@@ -1246,12 +1248,18 @@ double ret__vindex_build_secs(const ret_vindex *vi)
 zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
                         int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
+    return ret_vindex_search_team(vi, NULL, query, k, out_ids, out_scores, out_n, err);
+}
+
+zk_rc ret_vindex_search_team(const ret_vindex *vi, ret_colidx_team *team, const float *query, int k,
+                             int64_t *out_ids, float *out_scores, int *out_n, char *err)
+{
     float *scores = out_scores, *tmp = NULL;
     zk_rc rc = ZK_OK;
     if (out_n) *out_n = 0;
     if (!query || !out_ids || !out_n || k < 0)
         return zk_fail(err, ZK_INVALID, "vindex search: bad arguments");
-    if (vi->cols) return cols_scan(vi, query, k, NULL, 0, out_ids, out_scores, out_n, err);
+    if (vi->cols) return cols_scan(vi, team, query, k, NULL, 0, out_ids, out_scores, out_n, err);
     int64_t total = (int64_t)faiss_Index_ntotal(vi->index);
     int kk = total < k ? (int)total : k;
     if (kk == 0) return ZK_OK;
@@ -1432,8 +1440,9 @@ static int allowed_has(const int64_t *allowed, size_t n, int64_t id)
 /* A column index scores a small allowed set id by id (a lookup and nnz
  * reads each) and otherwise scans with a bitmap of the allowed ids (a bit
  * test only for rows that beat the current k-th score). */
-static zk_rc search_cols(const ret_vindex *vi, int strategy, const float *query, int kk, const int64_t *allowed,
-                         size_t n_allowed, int64_t *out_ids, float *scores, int *out_n, char *err)
+static zk_rc search_cols(const ret_vindex *vi, int strategy, ret_colidx_team *team, const float *query, int kk,
+                         const int64_t *allowed, size_t n_allowed, int64_t *out_ids, float *scores, int *out_n,
+                         char *err)
 {
     int64_t max_id = allowed[n_allowed - 1];
     uint64_t bitmap_len = max_id < 0 ? 0 : (uint64_t)max_id / 8 + 1;
@@ -1446,7 +1455,7 @@ static zk_rc search_cols(const ret_vindex *vi, int strategy, const float *query,
     if (!bitmap) return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     for (size_t i = 0; i < n_allowed; i++)
         if (allowed[i] >= 0) bitmap[allowed[i] >> 3] |= (uint8_t)(1u << (allowed[i] & 7));
-    zk_rc rc = cols_scan(vi, query, kk, bitmap, (size_t)bitmap_len, out_ids, scores, out_n, err);
+    zk_rc rc = cols_scan(vi, team, query, kk, bitmap, (size_t)bitmap_len, out_ids, scores, out_n, err);
     zk_free(bitmap);
     return rc;
 }
@@ -1454,9 +1463,9 @@ static zk_rc search_cols(const ret_vindex *vi, int strategy, const float *query,
 /* Which strategy ret_vindex_search_allowed uses: the measured choice, or one
  * forced by the unit tests and bench/vindex_filter_bench.c (declared in
  * vindex_int.h; not part of the public API). */
-zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
-                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
-                                     float *out_scores, int *out_n, char *err)
+static zk_rc search_allowed(const ret_vindex *vi, int strategy, ret_colidx_team *team, const float *query, int k,
+                            const int64_t *allowed, size_t n_allowed, int64_t *out_ids, float *out_scores,
+                            int *out_n, char *err)
 {
     float *scores = out_scores, *tmp = NULL;
     zk_rc rc = ZK_OK;
@@ -1477,7 +1486,7 @@ zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const f
     int automatic = strategy == VIA_AUTO;
     int omp = faiss_set_omp_threads(1);   /* as in ret_vindex_search */
     if (vi->cols) {
-        rc = search_cols(vi, strategy, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
+        rc = search_cols(vi, strategy, team, query, kk, allowed, n_allowed, out_ids, scores, &n, err);
         if (rc != ZK_OK) goto out;
         goto filter;
     }
@@ -1510,12 +1519,25 @@ out:
     return rc;
 }
 
+zk_rc ret__vindex_search_allowed_via(const ret_vindex *vi, int strategy, const float *query, int k,
+                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
+                                     float *out_scores, int *out_n, char *err)
+{
+    return search_allowed(vi, strategy, NULL, query, k, allowed, n_allowed, out_ids, out_scores, out_n, err);
+}
+
 zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
                                 const int64_t *allowed, size_t n_allowed,
                                 int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
-    return ret__vindex_search_allowed_via(vi, VIA_AUTO, query, k, allowed, n_allowed,
-                                          out_ids, out_scores, out_n, err);
+    return search_allowed(vi, VIA_AUTO, NULL, query, k, allowed, n_allowed, out_ids, out_scores, out_n, err);
+}
+
+zk_rc ret_vindex_search_allowed_team(const ret_vindex *vi, ret_colidx_team *team, const float *query, int k,
+                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
+                                     float *out_scores, int *out_n, char *err)
+{
+    return search_allowed(vi, VIA_AUTO, team, query, k, allowed, n_allowed, out_ids, out_scores, out_n, err);
 }
 
 static zk_rc fsync_dir(const char *dir, char *err)

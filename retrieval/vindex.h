@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "zk.h"
+#include "retrieval/colidx.h"
 
 typedef struct ret_vindex ret_vindex;
 
@@ -69,6 +70,15 @@ zk_rc ret_vindex_search(const ret_vindex *vi, const float *query, int k,
 zk_rc ret_vindex_search_allowed(const ret_vindex *vi, const float *query, int k,
                                 const int64_t *allowed, size_t n_allowed,
                                 int64_t *out_ids, float *out_scores, int *out_n, char *err);
+
+/* The same two searches with a team (retrieval/colidx.h, may be NULL):
+ * another thread in ret_colidx_team_help() shares a column index's scans.
+ * Other index types search alone. */
+zk_rc ret_vindex_search_team(const ret_vindex *vi, ret_colidx_team *team, const float *query, int k,
+                             int64_t *out_ids, float *out_scores, int *out_n, char *err);
+zk_rc ret_vindex_search_allowed_team(const ret_vindex *vi, ret_colidx_team *team, const float *query, int k,
+                                     const int64_t *allowed, size_t n_allowed, int64_t *out_ids,
+                                     float *out_scores, int *out_n, char *err);
 
 /* All ids currently in the index, sorted ascending (caller frees). For
  * consistency checks. */

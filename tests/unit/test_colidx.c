@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,12 +163,13 @@ static void test_search_matches_brute_force(void **state)
         int nz = 0;
         nw = brute(vecs, ids, live, N, q, 10, NULL, want);
         for (int d = 0; d < DIM; d++) nz += q[d] != 0;
-        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz, 50, NULL, 0, got, sc, &n, err), ZK_OK);
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz, 50, NULL, 0, NULL, got, sc, &n, err), ZK_OK);
         same(want, nw, got, sc, n);
-        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, (int)nlive - 2, NULL, 0, got, sc, &n, err), ZK_OK);
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, (int)nlive - 2, NULL, 0, NULL, got, sc, &n, err),
+                         ZK_OK);
         same(want, nw, got, sc, n);
         nw = brute(vecs, ids, live, N, q, 10, bitmap, want);
-        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, 190, bitmap, sizeof bitmap, got, sc, &n, err),
+        assert_int_equal(ret_colidx_search_pruned(c, q, 10, nz / 2 + 1, 190, bitmap, sizeof bitmap, NULL, got, sc, &n, err),
                          ZK_OK);
         same(want, nw, got, sc, n);
     }
@@ -222,13 +224,77 @@ static void test_pruned_is_approximate(void **state)
     assert_int_equal(ret_colidx_search(c, q, 1, NULL, 0, got, sc, &n, err), ZK_OK);
     assert_int_equal(n, 1);
     assert_int_equal(got[0], 2);
-    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 1, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 1, NULL, 0, NULL, got, sc, &n, err), ZK_OK);
     assert_int_equal(n, 1);
     assert_int_equal(got[0], 1);                  /* missed: row 2 lost the first pass */
     assert_true(fabsf(sc[0] - 0.5f) < 1e-6f);     /* the kept row's score is exact */
-    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 2, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(ret_colidx_search_pruned(c, q, 1, 1, 2, NULL, 0, NULL, got, sc, &n, err), ZK_OK);
     assert_int_equal(got[0], 2);                  /* two candidates: found */
     ret_colidx_free(c);
+}
+
+/* A team's helper shares the block scans: the same ids and the same
+ * scores, bit for bit, as the scan alone (ties by id included), for exact,
+ * pruned and filtered scans; the helper scores some of the blocks, waits
+ * between offers, and returns when the team is closed. */
+static void *helper(void *arg)
+{
+    size_t *blocks = arg;
+    *blocks = ret_colidx_team_help((ret_colidx_team *)blocks[1]);
+    return NULL;
+}
+
+static void test_team_shares_scans(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    enum { M = 40 * COLIDX_BLOCK_ROWS + 77, K = 30, SEARCHES = 60 };
+    ret_colidx *c = ret_colidx_new(DIM);
+    float *vecs = malloc((size_t)M * DIM * sizeof *vecs);
+    int64_t *ids = malloc((size_t)M * sizeof *ids);
+    for (size_t i = 0; i < M; i++) {
+        random_vec(vecs + i * DIM, 12);
+        if (i % 97 == 5) memcpy(vecs + i * DIM, vecs, DIM * sizeof *vecs);   /* ties with row 0 */
+        ids[i] = (int64_t)(i * 3 + 1);
+    }
+    assert_int_equal(ret_colidx_add(c, M, ids, vecs, err), ZK_OK);
+    uint8_t *bitmap = calloc((size_t)M * 3 / 8 + 1, 1);
+    for (size_t i = 0; i < M; i += 2) bitmap[ids[i] >> 3] |= (uint8_t)(1u << (ids[i] & 7));
+
+    ret_colidx_team *team = ret_colidx_team_new();
+    assert_non_null(team);
+    size_t arg[2] = {0, (size_t)team};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, helper, arg), 0);
+    for (int t = 0; t < SEARCHES; t++) {
+        float q[DIM];
+        if (t % 5 == 0) memcpy(q, vecs, sizeof q);
+        else random_vec(q, t % 2 ? 6 : DIM);
+        int top = t % 3 == 0 ? 0 : 4, ncand = 16 * K;
+        const uint8_t *bm = t % 4 == 1 ? bitmap : NULL;
+        size_t blen = bm ? (size_t)M * 3 / 8 + 1 : 0;
+        int64_t alone[K], shared[K];
+        float sa[K], ss[K];
+        int na, ns;
+        assert_int_equal(ret_colidx_search_pruned(c, q, K, top, ncand, bm, blen, NULL, alone, sa, &na, err), ZK_OK);
+        assert_int_equal(ret_colidx_search_pruned(c, q, K, top, ncand, bm, blen, team, shared, ss, &ns, err), ZK_OK);
+        assert_int_equal(ns, na);
+        assert_int_equal(na, K);
+        for (int i = 0; i < na; i++) {
+            assert_int_equal(shared[i], alone[i]);
+            assert_memory_equal(&ss[i], &sa[i], sizeof sa[i]);
+        }
+    }
+    ret_colidx_team_close(team);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(arg[0] > 0);                     /* it did help */
+    assert_true(arg[0] < (size_t)SEARCHES * 41); /* and not alone */
+    assert_int_equal(ret_colidx_team_help(team), 0);   /* closed: returns at once */
+    ret_colidx_team_free(team);
+    ret_colidx_free(c);
+    free(bitmap);
+    free(vecs);
+    free(ids);
 }
 
 static void test_payload_round_trip(void **state)
@@ -285,6 +351,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_search_matches_brute_force),
         cmocka_unit_test(test_pruned_is_approximate),
+        cmocka_unit_test(test_team_shares_scans),
         cmocka_unit_test(test_payload_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
