@@ -399,38 +399,42 @@ static void scan_free(scan *sc)
     zk_free(sc->hs);
 }
 
-/* One scan of every block, open to a team: blocks are claimed from `next`;
- * each thread keeps a top list of its own, helpers merge theirs into
- * `extra` (under the team's lock) before they leave. */
+/* One scan, open to a team: units (blocks, or runs of rows of one block)
+ * are claimed from `next`; each thread keeps a top list of its own,
+ * helpers merge theirs into `extra` (under the team's lock) before they
+ * leave. */
 typedef struct {
     const ret_colidx *c;
     const scan *sc;
     int nnz, by_row;
     const uint8_t *bitmap;
     size_t blen;
+    const uint32_t *run_first, *run_len;   /* NULL: the units are the blocks */
+    size_t nunits;
     atomic_size_t next;
     ret_topk *extra;
-} blockjob;
+} scanjob;
 
 struct ret_colidx_team {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    blockjob *job;          /* the scan open for help, or NULL */
+    scanjob *job;           /* the scan open for help, or NULL */
     unsigned long offers;   /* scans offered so far */
     int active;             /* helpers inside job */
     int closed;
 };
 
-/* Claims and scores blocks until none are left; returns how many. */
-static size_t run_blocks(blockjob *j, float *acc, ret_topk *h)
+/* Claims and scores units until none are left; returns how many. */
+static size_t run_units(scanjob *j, float *acc, ret_topk *h)
 {
     const ret_colidx *c = j->c;
     for (size_t done = 0;; done++) {
-        size_t b = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (b >= c->nblocks) return done;
-        size_t base = b * BLOCK, m = c->n - base < BLOCK ? c->n - base : BLOCK;
-        score_rows(j->sc->simd, c->blocks[b], j->sc->dims, j->sc->w, j->nnz, m, acc, c->ids + base, j->bitmap,
-                   j->blen, j->by_row ? (int64_t)base : -1, h);
+        size_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (u >= j->nunits) return done;
+        size_t first = j->run_first ? j->run_first[u] : u * BLOCK;
+        size_t m = j->run_first ? j->run_len[u] : (c->n - first < BLOCK ? c->n - first : BLOCK);
+        score_rows(j->sc->simd, c->blocks[first / BLOCK] + first % BLOCK, j->sc->dims, j->sc->w, j->nnz, m, acc,
+                   c->ids + first, j->bitmap, j->blen, j->by_row ? (int64_t)first : -1, h);
     }
 }
 
@@ -469,12 +473,12 @@ void ret_colidx_team_close(ret_colidx_team *t)
 size_t ret_colidx_team_help(ret_colidx_team *t)
 {
     unsigned long seen = 0;
-    size_t blocks = 0;
+    size_t units = 0;
     pthread_mutex_lock(&t->mu);
     for (;;) {
         while (!t->closed && (!t->job || t->offers == seen)) pthread_cond_wait(&t->cv, &t->mu);
         if (t->closed) break;
-        blockjob *j = t->job;
+        scanjob *j = t->job;
         seen = t->offers;
         int cap = j->extra->k;
         float *acc = zk_malloc(BLOCK * sizeof *acc), *hs = zk_malloc((size_t)cap * sizeof *hs);
@@ -483,7 +487,7 @@ size_t ret_colidx_team_help(ret_colidx_team *t)
             t->active++;
             pthread_mutex_unlock(&t->mu);
             ret_topk mine = {hid, hs, 0, cap};
-            blocks += run_blocks(j, acc, &mine);
+            units += run_units(j, acc, &mine);
             pthread_mutex_lock(&t->mu);
             for (int i = 0; i < mine.n; i++) ret_topk_push(j->extra, hid[i], hs[i]);
             t->active--;
@@ -494,19 +498,15 @@ size_t ret_colidx_team_help(ret_colidx_team *t)
         zk_free(hid);
     }
     pthread_mutex_unlock(&t->mu);
-    return blocks;
+    return units;
 }
 
-/* Every row of the index scored on the first nnz of the query's dimensions
- * (sc->dims, sc->w) and offered to h, as its id or, with by_row, as its row
- * number; with a team, helpers take blocks too. */
-static zk_rc scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uint8_t *bitmap, size_t blen,
-                         int by_row, ret_colidx_team *team, ret_topk *h, char *err)
+/* Scores the job's units into h, with a team's helpers if there is one. */
+static zk_rc run_job(scanjob *j, ret_colidx_team *team, ret_topk *h, char *err)
 {
-    blockjob j = {c, sc, nnz, by_row, bitmap, blen, 0, NULL};
-    atomic_init(&j.next, 0);
-    if (!team || c->nblocks < 2) {
-        run_blocks(&j, sc->acc, h);
+    atomic_init(&j->next, 0);
+    if (!team || j->nunits < 2) {
+        run_units(j, j->sc->acc, h);
         return ZK_OK;
     }
     int64_t *xid = zk_malloc((size_t)h->k * sizeof *xid);
@@ -517,13 +517,13 @@ static zk_rc scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uin
         return zk_fail(err, ZK_NOMEM, "column index search: out of memory");
     }
     ret_topk extra = {xid, xs, 0, h->k};
-    j.extra = &extra;
+    j->extra = &extra;
     pthread_mutex_lock(&team->mu);
-    team->job = &j;
+    team->job = j;
     team->offers++;
     pthread_cond_broadcast(&team->cv);
     pthread_mutex_unlock(&team->mu);
-    run_blocks(&j, sc->acc, h);
+    run_units(j, j->sc->acc, h);
     pthread_mutex_lock(&team->mu);
     team->job = NULL;
     while (team->active) pthread_cond_wait(&team->cv, &team->mu);
@@ -532,6 +532,17 @@ static zk_rc scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uin
     zk_free(xid);
     zk_free(xs);
     return ZK_OK;
+}
+
+/* Every row of the index scored on the first nnz of the query's dimensions
+ * (sc->dims, sc->w) and offered to h, as its id or, with by_row, as its row
+ * number. */
+static zk_rc scan_blocks(const ret_colidx *c, const scan *sc, int nnz, const uint8_t *bitmap, size_t blen,
+                         int by_row, ret_colidx_team *team, ret_topk *h, char *err)
+{
+    scanjob j = {.c = c, .sc = sc, .nnz = nnz, .by_row = by_row, .bitmap = bitmap, .blen = blen,
+                 .nunits = c->nblocks};
+    return run_job(&j, team, h, err);
 }
 
 typedef struct { float w; int d; } dimw;
@@ -607,9 +618,9 @@ zk_rc ret_colidx_search(const ret_colidx *c, const float *query, int k, const ui
 /* The allowed ids' rows, sorted, are scored run by run: a caller's chunks
  * are mostly whole documents, so their rows come in runs that the block
  * kernel scores 8 at a time with sequential reads, instead of nnz scattered
- * reads per row. */
+ * reads per row. A team's helpers take runs too. */
 zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,
-                            int64_t *out_ids, float *out_scores, int *out_n, char *err)
+                            ret_colidx_team *team, int64_t *out_ids, float *out_scores, int *out_n, char *err)
 {
     *out_n = 0;
     if (k <= 0 || c->n == 0 || n == 0) return ZK_OK;
@@ -617,9 +628,10 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
     zk_rc rc = scan_init(&sc, c, query, k, err);
     ret_topk h = {out_ids, sc.hs, 0, k};
     uint32_t *rows = rc == ZK_OK ? zk_malloc(n * sizeof *rows) : NULL;
-    if (rc == ZK_OK && !rows) rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
+    uint32_t *lens = rows ? zk_malloc(n * sizeof *lens) : NULL;
+    if (rc == ZK_OK && !lens) rc = zk_fail(err, ZK_NOMEM, "column index search: out of memory");
     if (rc == ZK_OK) {
-        size_t nr = 0;
+        size_t nr = 0, nruns = 0;
         int sorted = 1;
         for (size_t i = 0; i < n; i++) {
             long row = map_get(c, ids[i]);
@@ -628,17 +640,20 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
             rows[nr++] = (uint32_t)row;
         }
         if (!sorted) qsort(rows, nr, sizeof *rows, cmp_u32);
+        /* runs of one block each, written over rows (a run starts no later
+         * than the row it was read from) */
         for (size_t i = 0; i < nr;) {
             size_t j = i + 1, first = rows[i];
             while (j < nr && rows[j] <= rows[j - 1] + 1 && rows[j] / BLOCK == first / BLOCK) j++;
-            size_t m = rows[j - 1] + 1 - first;   /* duplicates collapse into the run */
-            score_rows(sc.simd, c->blocks[first / BLOCK] + first % BLOCK, sc.dims, sc.w, sc.nnz, m, sc.acc,
-                       c->ids + first, NULL, 0, -1, &h);
+            lens[nruns] = rows[j - 1] + 1 - (uint32_t)first;   /* duplicates collapse into the run */
+            rows[nruns++] = (uint32_t)first;
             i = j;
         }
-        scan_finish(&sc, &h, out_scores, out_n);
+        scanjob j = {.c = c, .sc = &sc, .nnz = sc.nnz, .run_first = rows, .run_len = lens, .nunits = nruns};
+        if ((rc = run_job(&j, team, &h, err)) == ZK_OK) scan_finish(&sc, &h, out_scores, out_n);
     }
     zk_free(rows);
+    zk_free(lens);
     scan_free(&sc);
     return rc;
 }

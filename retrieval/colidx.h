@@ -29,11 +29,11 @@
 
 typedef struct ret_colidx ret_colidx;
 
-/* A team lets other threads help with one search's block scans. The thread
- * searching (with the team passed to ret_colidx_search_pruned) offers each
- * scan of all blocks to the team; a thread in ret_colidx_team_help claims
- * blocks from the same counter, keeps its own top k and hands it back
- * before the scan ends. Results are the same as alone (ties go by id
+/* A team lets other threads help with one search's scans. The thread
+ * searching (with the team passed to ret_colidx_search_pruned or
+ * ret_colidx_search_ids) offers each scan to the team; a thread in
+ * ret_colidx_team_help claims blocks (or runs of rows) from the same
+ * counter, keeps its own top k and hands it back before the scan ends. Results are the same as alone (ties go by id
  * whichever thread scored a row). The hybrid search runs BM25 on one
  * thread and the vector scan on another; the first done helps the other
  * (retrieval/search.c). */
@@ -42,7 +42,7 @@ typedef struct ret_colidx_team ret_colidx_team;
 ret_colidx_team *ret_colidx_team_new(void);
 void ret_colidx_team_free(ret_colidx_team *t);
 /* Help with every scan offered until ret_colidx_team_close(); waits for
- * offers in between. Returns how many blocks this thread scored. A helper
+ * offers in between. Returns how many blocks or runs this thread scored. A helper
  * that cannot allocate its scratch leaves the work to the others. */
 size_t ret_colidx_team_help(ret_colidx_team *t);
 /* No more scans will be offered: helpers return. */
@@ -76,9 +76,10 @@ zk_rc ret_colidx_search_pruned(const ret_colidx *c, const float *query, int k, i
                                const uint8_t *bitmap, size_t bitmap_len, ret_colidx_team *team, int64_t *out_ids,
                                float *out_scores, int *out_n, char *err);
 /* Exact scores of the listed ids that are present, best k first: for
- * allowed sets much smaller than the index. */
+ * allowed sets much smaller than the index. With team (may be NULL), its
+ * helpers share the work. */
 zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, const int64_t *ids, size_t n,
-                            int64_t *out_ids, float *out_scores, int *out_n, char *err);
+                            ret_colidx_team *team, int64_t *out_ids, float *out_scores, int *out_n, char *err);
 
 /* Snapshot payload: "ZKCOLS1\0", dim, block rows, n, ids, then the blocks
  * in use (little-endian). read copies out of p, which may be a mapping. */

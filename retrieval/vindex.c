@@ -1450,7 +1450,7 @@ static zk_rc search_cols(const ret_vindex *vi, int strategy, ret_colidx_team *te
         strategy = (double)n_allowed <= COLS_EXACT_FRACTION * (double)ret_colidx_count(vi->cols) ||
                            bitmap_len > ALLOWED_BITMAP_MAX_BYTES ? VIA_EXACT : VIA_SELECTOR;
     if (strategy == VIA_EXACT || bitmap_len > ALLOWED_BITMAP_MAX_BYTES)
-        return ret_colidx_search_ids(vi->cols, query, kk, allowed, n_allowed, out_ids, scores, out_n, err);
+        return ret_colidx_search_ids(vi->cols, query, kk, allowed, n_allowed, team, out_ids, scores, out_n, err);
     uint8_t *bitmap = zk_calloc((size_t)bitmap_len, 1);
     if (!bitmap) return zk_fail(err, ZK_NOMEM, "vindex search: out of memory");
     for (size_t i = 0; i < n_allowed; i++)
