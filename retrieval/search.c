@@ -481,10 +481,11 @@ static zk_rc view_vector_search(ret_vindex *vi, ret_colidx_team *team, const ret
  * touch no connection, so they run on a second thread while the calling
  * thread does BM25, and the calling thread then helps with what is left of
  * a column index scan (ret_colidx_team; in vector mode it helps from the
- * start). On two cores a hybrid query takes about the longer of the two
- * halves, or their mean when the scan is the longer. A remote embedder is
- * called before the index is read-locked (a slow provider must not hold
- * back a writer). */
+ * start). A hybrid query then takes about BM25's time plus what is left
+ * of the scan when BM25 ends, shared by two threads (at a million chunks
+ * BM25 runs ~1.5x slower beside a scan, which evicts its pages from the
+ * shared cache: docs/PERFORMANCE.md). A remote embedder is called before
+ * the index is read-locked (a slow provider must not hold back a writer). */
 typedef struct {
     ret_store *s;
     llm_embedder *emb;
