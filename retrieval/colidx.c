@@ -474,30 +474,38 @@ size_t ret_colidx_team_help(ret_colidx_team *t)
 {
     unsigned long seen = 0;
     size_t units = 0;
+    /* scratch kept across offers, allocated with the lock released; the
+     * job stays valid while this helper counts as active */
+    float *acc = zk_malloc(BLOCK * sizeof *acc), *hs = NULL;
+    int64_t *hid = NULL;
+    int hcap = 0;
     pthread_mutex_lock(&t->mu);
-    for (;;) {
+    while (acc) {
         while (!t->closed && (!t->job || t->offers == seen)) pthread_cond_wait(&t->cv, &t->mu);
         if (t->closed) break;
         scanjob *j = t->job;
         seen = t->offers;
+        t->active++;
+        pthread_mutex_unlock(&t->mu);
         int cap = j->extra->k;
-        float *acc = zk_malloc(BLOCK * sizeof *acc), *hs = zk_malloc((size_t)cap * sizeof *hs);
-        int64_t *hid = zk_malloc((size_t)cap * sizeof *hid);
-        if (acc && hs && hid) {
-            t->active++;
-            pthread_mutex_unlock(&t->mu);
-            ret_topk mine = {hid, hs, 0, cap};
-            units += run_units(j, acc, &mine);
-            pthread_mutex_lock(&t->mu);
-            for (int i = 0; i < mine.n; i++) ret_topk_push(j->extra, hid[i], hs[i]);
-            t->active--;
-            pthread_cond_broadcast(&t->cv);
+        if (cap > hcap) {
+            zk_free(hs);
+            zk_free(hid);
+            hs = zk_malloc((size_t)cap * sizeof *hs);
+            hid = zk_malloc((size_t)cap * sizeof *hid);
+            hcap = hs && hid ? cap : 0;
         }
-        zk_free(acc);
-        zk_free(hs);
-        zk_free(hid);
+        ret_topk mine = {hid, hs, 0, cap};
+        if (hcap) units += run_units(j, acc, &mine);
+        pthread_mutex_lock(&t->mu);
+        for (int i = 0; i < mine.n; i++) ret_topk_push(j->extra, hid[i], hs[i]);
+        t->active--;
+        pthread_cond_broadcast(&t->cv);
     }
     pthread_mutex_unlock(&t->mu);
+    zk_free(acc);
+    zk_free(hs);
+    zk_free(hid);
     return units;
 }
 

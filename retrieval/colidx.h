@@ -33,17 +33,18 @@ typedef struct ret_colidx ret_colidx;
  * searching (with the team passed to ret_colidx_search_pruned or
  * ret_colidx_search_ids) offers each scan to the team; a thread in
  * ret_colidx_team_help claims blocks (or runs of rows) from the same
- * counter, keeps its own top k and hands it back before the scan ends. Results are the same as alone (ties go by id
- * whichever thread scored a row). The hybrid search runs BM25 on one
- * thread and the vector scan on another; the first done helps the other
- * (retrieval/search.c). */
+ * counter, keeps its own top k and hands it back before the scan ends.
+ * Results are the same as alone (ties go by id whichever thread scored a
+ * row). A hybrid search scans on a second thread while the calling thread
+ * runs BM25, which then helps with the rest (retrieval/search.c). */
 typedef struct ret_colidx_team ret_colidx_team;
 
 ret_colidx_team *ret_colidx_team_new(void);
 void ret_colidx_team_free(ret_colidx_team *t);
 /* Help with every scan offered until ret_colidx_team_close(); waits for
- * offers in between. Returns how many blocks or runs this thread scored. A helper
- * that cannot allocate its scratch leaves the work to the others. */
+ * offers in between. Returns how many blocks or runs this thread scored.
+ * A helper that cannot allocate its scratch leaves the work to the
+ * others. */
 size_t ret_colidx_team_help(ret_colidx_team *t);
 /* No more scans will be offered: helpers return. */
 void ret_colidx_team_close(ret_colidx_team *t);

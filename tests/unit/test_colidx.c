@@ -238,10 +238,15 @@ static void test_pruned_is_approximate(void **state)
  * filtered scans and for id lists scored run by run; the helper scores
  * some of the units, waits between offers, and returns when the team is
  * closed. */
+typedef struct {
+    ret_colidx_team *team;
+    size_t units;   /* what the helper scored */
+} helper_arg;
+
 static void *helper(void *arg)
 {
-    size_t *blocks = arg;
-    *blocks = ret_colidx_team_help((ret_colidx_team *)blocks[1]);
+    helper_arg *a = arg;
+    a->units = ret_colidx_team_help(a->team);
     return NULL;
 }
 
@@ -272,9 +277,9 @@ static void test_team_shares_scans(void **state)
 
     ret_colidx_team *team = ret_colidx_team_new();
     assert_non_null(team);
-    size_t arg[2] = {0, (size_t)team};
+    helper_arg arg = {team, 0};
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, helper, arg), 0);
+    assert_int_equal(pthread_create(&th, NULL, helper, &arg), 0);
     for (int t = 0; t < SEARCHES; t++) {
         float q[DIM];
         if (t % 5 == 0) memcpy(q, vecs, sizeof q);
@@ -304,7 +309,7 @@ static void test_team_shares_scans(void **state)
     }
     ret_colidx_team_close(team);
     assert_int_equal(pthread_join(th, NULL), 0);
-    assert_true(arg[0] > 0);   /* it did help */
+    assert_true(arg.units > 0);   /* it did help */
     assert_int_equal(ret_colidx_team_help(team), 0);   /* closed: returns at once */
     ret_colidx_team_free(team);
     ret_colidx_free(c);
