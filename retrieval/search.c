@@ -361,7 +361,9 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":match"), match, -1, SQLITE_STATIC);
     sqlite3_bind_double(st, sqlite3_bind_parameter_index(st, ":hw"), o->heading_weight);
     sqlite3_bind_int(st, sqlite3_bind_parameter_index(st, ":k"), o->bm25_k);
-    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":cap"), o->bm25_max_rows > 0 ? o->bm25_max_rows : -1);
+    /* never below the budget: a query whose rare terms fit it ranks them all */
+    int64_t cap = o->bm25_max_rows > 0 ? ZK_MAX(o->bm25_max_rows, o->bm25_budget) : -1;
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":cap"), cap);
     sqlite3_bind_blob(st, sqlite3_bind_parameter_index(st, ":w"), w, (int)(sizeof *w * (size_t)nw), SQLITE_STATIC);
     if (by_view) {
         sqlite3_bind_pointer(st, sqlite3_bind_parameter_index(st, ":view"), (void *)view, RET_VIEW_PTR, NULL);
