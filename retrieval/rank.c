@@ -18,7 +18,7 @@
 double ret_rank_idf(int64_t nrows, int64_t df)
 {
     double idf = log(((double)nrows - (double)df + 0.5) / ((double)df + 0.5));
-    return idf > 1e-6 ? idf : 1e-6;
+    return idf > RET_RANK_IDF_FLOOR ? idf : RET_RANK_IDF_FLOOR;
 }
 
 typedef struct {

@@ -22,7 +22,9 @@
 
 zk_rc ret_rank_register(sqlite3 *db, char *err);
 
-/* IDF as FTS5 computes it: log((N - df + 0.5) / (df + 0.5)), at least 1e-6. */
+/* IDF as FTS5 computes it: log((N - df + 0.5) / (df + 0.5)), at least
+ * RET_RANK_IDF_FLOOR (a term in half the rows or more gets the floor). */
+#define RET_RANK_IDF_FLOOR 1e-6
 double ret_rank_idf(int64_t nrows, int64_t df);
 
 typedef struct ret_termstats ret_termstats;

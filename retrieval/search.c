@@ -109,7 +109,7 @@ static int add_term(void *vctx, int kind, const char *tok, int ntok, int start, 
     key[ntok + 1] = '\x01';
     key[ntok + 2] = '\0';
     if (c->seen->len && memmem(c->seen->data, c->seen->len, key, (size_t)ntok + 2)) return 0;
-    if (buf_append(c->seen, key, (size_t)ntok + 1) != ZK_OK) { c->failed = 1; return 1; }
+    if (buf_append(c->seen, key, (size_t)ntok + 2) != ZK_OK) { c->failed = 1; return 1; }
     /* quote the original text of the token; FTS5 re-tokenizes it with the
      * same tokenizer, which yields this very token */
     zk_buf q;
@@ -243,6 +243,14 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
         if ((rc = phrase_df(db, ts, nrows, ph[i], &df, err)) != ZK_OK) goto out;
         if (df > 0) t[nlive++] = (term_df){df, i};   /* terms found nowhere add nothing */
     }
+    /* A term in half the rows or more has BM25's floor IDF (rank.c): it
+     * adds nothing to any score, yet FTS5 would walk its whole list for
+     * every candidate and, as a matcher, it would only drop rows. Past the
+     * budget such terms go, unless nothing else is left. */
+    int nkeep = 0;
+    for (int i = 0; i < nlive; i++)
+        if (t[i].df <= budget || ret_rank_idf(nrows, t[i].df) > RET_RANK_IDF_FLOOR) t[nkeep++] = t[i];
+    if (nkeep > 0) nlive = nkeep;
     if (nlive == 0) {
         *out_match = zk_strdup("");
         if (!*out_match) rc = zk_fail(err, ZK_NOMEM, "out of memory");
@@ -262,8 +270,9 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
         op = " AND ";
     }
     int nw = 0;
-    if (nmatch == nlive && op[1] == 'O') {
-        /* all terms are selective: the plain OR query, every phrase scores */
+    if (nmatch == nlive && (op[1] == 'O' || nlive == 1)) {
+        /* all terms are selective, or one term is all there is: the plain
+         * OR query, every phrase scores */
         if (!(all = join_or(ph, order, nlive, " OR "))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
         for (int i = 0; i < nlive; i++) w[nw++] = (double)t[i].df;
         *out_match = all;

@@ -109,6 +109,18 @@ static top run(ret_store *s, const char *sql, const char *match, const double *w
     return t;
 }
 
+static int64_t count_rows(fixture *f, const char *match)
+{
+    sqlite3_stmt *st;
+    int64_t n = -1;
+    assert_int_equal(sqlite3_prepare_v2(ret_store_db(f->s), "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                        -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
 static void test_zk_bm25_equals_fts5_bm25(void **state)
 {
     fixture *f = *state;
@@ -149,17 +161,42 @@ static void test_plan_matches_rare_terms(void **state)
     char *plan;
     double *w;
     int nw;
-    /* word0 is in most rows, rare7 in one: with a budget of 5 rows only
-     * rare7 selects, word0 still scores */
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0 rare7", 32, 5,
+    /* a word in more than the budget's rows but fewer than half, rare7 in
+     * one row: with a budget of 5 rows only rare7 selects, the word still
+     * scores */
+    char word[64] = "", q[64], want[160];
+    int64_t df = 0;
+    for (int i = 1; i < 60 && !*word; i++) {
+        snprintf(q, sizeof q, "word%d", i);
+        if ((df = count_rows(f, q)) > 5 && df < NDOCS / 2) snprintf(word, sizeof word, "%s", q);
+    }
+    assert_true(*word);
+    snprintf(q, sizeof q, "%s rare7", word);
+    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, 5,
                                     &plan, &w, &nw, err), ZK_OK);
-    assert_string_equal(plan, "(\"rare7\") AND (\"rare7\" OR \"word0\")");
+    snprintf(want, sizeof want, "(\"rare7\") AND (\"rare7\" OR \"%s\")", word);
+    assert_string_equal(plan, want);
     assert_int_equal(nw, 3);
-    assert_true(w[0] == 0.0 && w[1] == 1.0 && w[2] > 100);
+    assert_true(w[0] == 0.0 && w[1] == 1.0 && w[2] == (double)df);
     top t = run(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
                       "ORDER BY r LIMIT 10", plan, w, nw);
     assert_int_equal(t.n, 1);
     assert_true(t.id[0] > 0);
+    zk_free(plan);
+    zk_free(w);
+    /* word0 is in more than half the rows: BM25's floor IDF, so past the
+     * budget it is left out (it would score nothing and cost a walk of its
+     * list), unless nothing else is left */
+    assert_true(count_rows(f, "word0") >= NDOCS / 2);
+    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0 rare7", 32, 5,
+                                    &plan, &w, &nw, err), ZK_OK);
+    assert_string_equal(plan, "\"rare7\"");
+    assert_int_equal(nw, 1);
+    zk_free(plan);
+    zk_free(w);
+    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0", 32, 5,
+                                    &plan, &w, &nw, err), ZK_OK);
+    assert_string_equal(plan, "\"word0\"");
     zk_free(plan);
     zk_free(w);
     /* only common terms: the rarest ones are required together */

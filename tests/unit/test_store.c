@@ -256,6 +256,10 @@ static void test_fts_query_builder(void **state)
     /* 知识 appears twice: deduplicated; quotes inside are escaped */
     assert_string_equal(q, "\"知识\" OR \"识库\" OR \"quoted\"");
     zk_free(q);
+    /* a word repeated back to back, and after another (once only each) */
+    assert_int_equal(ret__fts_query("exza exza tokucom lusu Exza tokucom", 32, &q, err), ZK_OK);
+    assert_string_equal(q, "\"exza\" OR \"tokucom\" OR \"lusu\"");
+    zk_free(q);
     assert_int_equal(ret__fts_query("!!! ...", 32, &q, err), ZK_OK);
     assert_string_equal(q, "");
     zk_free(q);
