@@ -103,6 +103,9 @@ static const char *pruned_note(size_t n)
     return buf;
 }
 
+/* Segments from which the end of an ingest suggests `zhiku optimize`. */
+#define OPTIMIZE_HINT_SEGMENTS 16
+
 int cmd_ingest(cli_ctx *c, int argc, char **argv)
 {
     const char *jsonl = NULL, *kb_name = NULL, *acl = NULL;
@@ -155,6 +158,7 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
     idx_ingest_opts_init(&o, c->cfg);
     if ((rc = cli_kb(c, kb_name, &o.kb)) != ZK_OK) return cli_fail(c, rc);
     o.report = on_report;
+    o.bulk = 1;
     o.prune = prune;
     o.retry_failed = retry_failed;
     if ((rc = idx_ocr_configure(zk_config_get(c->cfg, "ocr", "url"), zk_config_get(c->cfg, "ocr", "api_key"),
@@ -211,8 +215,15 @@ int cmd_ingest(cli_ctx *c, int argc, char **argv)
             s->count[IDX_SKIPPED], pruned_note(s->count[IDX_PRUNED]), s->chunks, (double)s->bytes / 1e6,
             (double)s->text_bytes / 1e6, secs, secs > 0 ? (double)s->text_bytes / 1e6 / secs : 0.0,
             secs > 0 ? (double)s->chunks / secs : 0.0, peak_rss_mb());
-    size_t failed = s->count[IDX_FAILED];
+    size_t failed = s->count[IDX_FAILED], written = s->chunks;
     idx_ingester_free(ing);
+    /* a bulk load merges the text index lazily (ingest.c): say when a merge
+     * would speed BM25 up */
+    int segs = 0;
+    char ignore[ZK_ERRLEN];
+    if (rc == ZK_OK && !quiet && written && ret_store_fts_segments(c->store, &segs, ignore) == ZK_OK &&
+        segs >= OPTIMIZE_HINT_SEGMENTS)
+        fprintf(stderr, "full-text index in %d segments: `zhiku optimize` merges them (faster BM25)\n", segs);
     zk_free(acl_ids);
     free(tagjson);
     if (rc != ZK_OK) return cli_fail(c, rc);

@@ -300,24 +300,41 @@ static void *worker_main(void *arg)
  * bytes of it are pending (1 MB by default), then merges the segments as
  * they pile up; at 8 MB bulk ingestion spends ~30% less time in FTS5 for a
  * few MB more memory while writing. The setting lives in the table's config:
- * written once, kept. */
+ * written once, kept.
+ *
+ * How soon segments merge is `automerge`: FTS5 merges a level once it holds
+ * that many (4 by default). A bulk load (the CLI) raises it to 16 while it
+ * runs, so each posting is rewritten about half as often: 38% faster at
+ * 125k chunks, and with the `zhiku optimize` that follows a bulk load (one
+ * merge of everything) still 30% faster than eager merging. Every ingester
+ * sets the value it wants and the bulk one puts 4 back when it ends, so an
+ * interrupted bulk load leaves at most lazier merging until the next
+ * ingest or upload. */
 #define FTS_HASHSIZE (8 << 20)
+#define FTS_AUTOMERGE 4
+#define FTS_AUTOMERGE_BULK 16
 
-static zk_rc tune_fts(ret_store *s, char *err)
+static zk_rc fts_config(sqlite3 *db, const char *key, int want, int dflt, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT v FROM chunks_fts_config WHERE k = ?", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "fts config: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : dflt;
+    sqlite3_finalize(st);
+    if (have == want) return ZK_OK;
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('%s', %d)", key, want);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "fts config %s: %s", key, sqlite3_errmsg(db));
+    return ZK_OK;
+}
+
+static zk_rc tune_fts(ret_store *s, int bulk, char *err)
 {
     sqlite3 *db = ret_store_db(s);
-    sqlite3_stmt *st = NULL;
-    zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT v FROM chunks_fts_config WHERE k = 'hashsize'", -1, &st, NULL) != SQLITE_OK)
-        return zk_fail(err, ZK_DB, "fts config: %s", sqlite3_errmsg(db));
-    int have = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-    sqlite3_finalize(st);
-    if (have != FTS_HASHSIZE) {
-        char sql[96];
-        snprintf(sql, sizeof sql, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('hashsize', %d)", FTS_HASHSIZE);
-        if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
-            rc = zk_fail(err, ZK_DB, "fts config: %s", sqlite3_errmsg(db));
-    }
+    zk_rc rc = fts_config(db, "hashsize", FTS_HASHSIZE, 1 << 20, err);
+    if (rc == ZK_OK) rc = fts_config(db, "automerge", bulk ? FTS_AUTOMERGE_BULK : FTS_AUTOMERGE, FTS_AUTOMERGE, err);
     return rc;
 }
 
@@ -326,7 +343,7 @@ static void *writer_main(void *arg);
 zk_rc idx_ingester_new(ret_store *s, llm_embedder *emb, const idx_ingest_opts *o,
                        idx_ingester **out, char *err)
 {
-    zk_rc rc = tune_fts(s, err);
+    zk_rc rc = tune_fts(s, o->bulk, err);
     if (rc != ZK_OK) return rc;
     idx_ingester *ing = zk_calloc(1, sizeof *ing);
     if (!ing) return zk_fail(err, ZK_NOMEM, "out of memory");
@@ -676,6 +693,10 @@ void idx_ingester_free(idx_ingester *ing)
     sqlite3_close(ing->ckpt);
     sqlite3_exec(ret_store_db(ing->store), "PRAGMA wal_autocheckpoint=1000", NULL, NULL, NULL);   /* SQLite's default */
     if (ing->in_txn) ret_store_rollback(ing->store);
+    if (ing->opts.bulk) {
+        char ignore[ZK_ERRLEN];   /* best effort: the next ingester sets it again */
+        tune_fts(ing->store, 0, ignore);
+    }
     flush_outcomes(ing, "not saved: ingestion stopped before this batch was committed");
     zk_free(ing->outcomes);
     pthread_mutex_destroy(&ing->mu);

@@ -42,6 +42,7 @@ typedef struct {
     int retry_failed;          /* re-parse unchanged documents that failed before */
     int prune;                 /* after a folder walk, remove documents whose file is gone */
     int no_save;               /* finish without saving the vector snapshot (the server saves at exit) */
+    int bulk;                  /* a bulk load (the CLI): merge the text index lazily while it runs */
     long wal_bound;            /* WAL bytes past which the writer checkpoints (0: 64 MB; tests set less) */
     idx_sandbox_opts sandbox;
     idx_report_cb report;      /* may be NULL */

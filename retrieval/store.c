@@ -1217,7 +1217,7 @@ static int integrity(sqlite3 *db, const char *label, FILE *out)
     return problems;
 }
 
-static zk_rc fts_segments(ret_store *s, int *out, char *err)
+zk_rc ret_store_fts_segments(ret_store *s, int *out, char *err)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, "SELECT count(DISTINCT segid) FROM chunks_fts_idx", -1, &st, NULL) != SQLITE_OK)
@@ -1235,7 +1235,7 @@ static zk_rc fts_segments(ret_store *s, int *out, char *err)
 zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err)
 {
     int before = 0, after;
-    zk_rc rc = fts_segments(s, &before, err);
+    zk_rc rc = ret_store_fts_segments(s, &before, err);
     /* FTS5's incremental optimize: 'merge' with a negative page count
      * merges every segment, not only those on one level; each step is its
      * own transaction, and one that changes fewer than two rows found
@@ -1248,7 +1248,7 @@ zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *er
         if (sqlite3_total_changes(s->db) - changes < 2) break;
     }
     after = before;
-    if (rc == ZK_OK && before > 1) rc = fts_segments(s, &after, err);
+    if (rc == ZK_OK && before > 1) rc = ret_store_fts_segments(s, &after, err);
     if (out_before) *out_before = before;
     if (out_after) *out_after = after;
     return rc;

@@ -174,5 +174,7 @@ zk_rc ret_store_check(ret_store *s, FILE *out, int *out_problems, char *err);
  * chunks) in steps of ~0.1 s, each its own transaction: searches go on,
  * writers wait one step at most. Segment counts before and after. */
 zk_rc ret_store_optimize(ret_store *s, int *out_before, int *out_after, char *err);
+/* Segments of the full-text index now. */
+zk_rc ret_store_fts_segments(ret_store *s, int *out, char *err);
 
 #endif

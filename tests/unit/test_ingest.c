@@ -8,7 +8,8 @@
  * fresh connection's vector index and access map expand the runs;
  * the WAL stays bounded though only the driving thread checkpoints while
  * the writer writes;
- * idx_below_writer lowers only the calling thread's priority. */
+ * idx_below_writer lowers only the calling thread's priority; a bulk load
+ * merges the text index lazily and puts the default back at its end. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,6 +213,44 @@ static void test_wal_bounded(void **state)
     close_fresh(dir, s, e);
 }
 
+static int64_t fts_automerge(ret_store *s)
+{
+    return query_int(s, "SELECT coalesce((SELECT v FROM chunks_fts_config WHERE k = 'automerge'), 4)");
+}
+
+/* A bulk load (the CLI) merges the text index lazily while it runs and puts
+ * FTS5's default back when it ends; any other ingester (a server upload)
+ * merges eagerly, also after a bulk load that was killed before its end. */
+static void test_bulk_merges_lazily(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/zk-ingest-XXXXXX", err[ZK_ERRLEN];
+    ret_store *s;
+    llm_embedder *e;
+    open_fresh(dir, &s, &e);
+    const char *line = "{\"id\":\"b1\",\"text\":\"bulk loaded zkbulk text\"}";
+    idx_ingest_opts o;
+    idx_ingest_opts_init(&o, NULL);
+    o.bulk = 1;
+    idx_ingester *ing = NULL;
+    assert_int_equal(idx_ingester_new(s, e, &o, &ing, err), ZK_OK);
+    assert_int_equal(fts_automerge(s), 16);
+    assert_int_equal(idx_ingest_json(ing, line, strlen(line), "t.jsonl", err), ZK_OK);
+    assert_int_equal(idx_ingester_finish(ing, err), ZK_OK);
+    idx_ingester_free(ing);
+    assert_int_equal(fts_automerge(s), 4);
+    assert_int_equal(query_int(s, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'zkbulk'"), 1);
+    /* as a killed bulk load leaves it; the next upload merges eagerly */
+    assert_int_equal(sqlite3_exec(ret_store_db(s), "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('automerge', 16)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    o.bulk = 0;
+    assert_int_equal(idx_ingester_new(s, e, &o, &ing, err), ZK_OK);
+    assert_int_equal(fts_automerge(s), 4);
+    idx_ingester_free(ing);
+    assert_int_equal(fts_automerge(s), 4);
+    close_fresh(dir, s, e);
+}
+
 static void *nice_of_new_thread(void *arg)
 {
     *(int *)arg = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
@@ -241,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_threads_and_duplicates),
         cmocka_unit_test(test_wal_bounded),
         cmocka_unit_test(test_below_writer),
+        cmocka_unit_test(test_bulk_merges_lazily),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
