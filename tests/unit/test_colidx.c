@@ -1,7 +1,8 @@
 /* test_colidx.c — the column index (retrieval/colidx.c) against brute
  * force over the same float16 values: sparse and dense queries over more
  * than one block, with and without a bitmap filter, by id list; adds that
- * replace, removals that move the last row, blocks given back; the payload
+ * replace, removals that move the last row, blocks given back; one add of
+ * many rows equal to adding them one by one; the payload
  * round trip and corrupt payloads refused. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +320,68 @@ static void test_team_shares_scans(void **state)
     free(ids);
 }
 
+static char *snapshot(const ret_colidx *c, size_t *len)
+{
+    char err[ZK_ERRLEN], *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    assert_int_equal(ret_colidx_write(c, f, err), ZK_OK);
+    fclose(f);
+    return buf;
+}
+
+/* One add of many rows (written a tile at a time, column by column) holds
+ * exactly what adding them one by one holds: new ids across block
+ * boundaries, ids added before (updated in place) and repeated ids. */
+static void test_batch_add_equals_row_by_row(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    enum { M = 2 * COLIDX_BLOCK_ROWS + 700 };
+    float *vecs = malloc((size_t)M * DIM * sizeof *vecs);
+    int64_t *ids = malloc(M * sizeof *ids);
+    for (size_t i = 0; i < M; i++) {
+        random_vec(vecs + i * DIM, 8);
+        ids[i] = (int64_t)(50 + i);
+    }
+    for (size_t i = 300; i < M; i += 97) ids[i] = ids[i - 250];   /* updates of rows added earlier in the batch */
+    ids[M - 1] = 7;                                              /* and of a row added before */
+    ret_colidx *one = ret_colidx_new(DIM), *batch = ret_colidx_new(DIM);
+    float first[DIM];
+    random_vec(first, 8);
+    int64_t seven = 7;
+    assert_int_equal(ret_colidx_add(one, 1, &seven, first, err), ZK_OK);
+    assert_int_equal(ret_colidx_add(batch, 1, &seven, first, err), ZK_OK);
+    for (size_t i = 0; i < M; i++) assert_int_equal(ret_colidx_add(one, 1, ids + i, vecs + i * DIM, err), ZK_OK);
+    assert_int_equal(ret_colidx_add(batch, M, ids, vecs, err), ZK_OK);
+    assert_true(ret_colidx_count(batch) > 2 * COLIDX_BLOCK_ROWS);
+    assert_int_equal(ret_colidx_count(one), ret_colidx_count(batch));
+    size_t la, lb;
+    char *a = snapshot(one, &la), *b = snapshot(batch, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(a);
+    free(b);
+    /* a bad id part-way: the rows before it are in, complete */
+    ret_colidx *part = ret_colidx_new(DIM);
+    ids[5] = -1;
+    assert_int_equal(ret_colidx_add(part, 10, ids, vecs, err), ZK_INVALID);
+    assert_int_equal(ret_colidx_count(part), 5);
+    ret_colidx *ref = ret_colidx_new(DIM);
+    assert_int_equal(ret_colidx_add(ref, 5, ids, vecs, err), ZK_OK);
+    a = snapshot(part, &la);
+    b = snapshot(ref, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(a);
+    free(b);
+    ret_colidx_free(part);
+    ret_colidx_free(ref);
+    ret_colidx_free(one);
+    ret_colidx_free(batch);
+    free(vecs);
+    free(ids);
+}
+
 static void test_payload_round_trip(void **state)
 {
     (void)state;
@@ -374,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_search_matches_brute_force),
         cmocka_unit_test(test_pruned_is_approximate),
         cmocka_unit_test(test_team_shares_scans),
+        cmocka_unit_test(test_batch_add_equals_row_by_row),
         cmocka_unit_test(test_payload_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
