@@ -334,7 +334,10 @@ static zk_rc tune_fts(ret_store *s, int bulk, char *err)
 {
     sqlite3 *db = ret_store_db(s);
     zk_rc rc = fts_config(db, "hashsize", FTS_HASHSIZE, 1 << 20, err);
-    if (rc == ZK_OK) rc = fts_config(db, "automerge", bulk ? FTS_AUTOMERGE_BULK : FTS_AUTOMERGE, FTS_AUTOMERGE, err);
+    /* best effort: merging sooner or later is only a matter of speed, and
+     * another process's long write must not stop an ingest from starting */
+    char ignore[ZK_ERRLEN];
+    if (rc == ZK_OK) fts_config(db, "automerge", bulk ? FTS_AUTOMERGE_BULK : FTS_AUTOMERGE, FTS_AUTOMERGE, ignore);
     return rc;
 }
 
@@ -695,7 +698,7 @@ void idx_ingester_free(idx_ingester *ing)
     if (ing->in_txn) ret_store_rollback(ing->store);
     if (ing->opts.bulk) {
         char ignore[ZK_ERRLEN];   /* best effort: the next ingester sets it again */
-        tune_fts(ing->store, 0, ignore);
+        fts_config(ret_store_db(ing->store), "automerge", FTS_AUTOMERGE, FTS_AUTOMERGE, ignore);
     }
     flush_outcomes(ing, "not saved: ingestion stopped before this batch was committed");
     zk_free(ing->outcomes);
