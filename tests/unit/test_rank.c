@@ -164,13 +164,15 @@ static void test_plan_matches_rare_terms(void **state)
     /* a word in more than the budget's rows but fewer than half, rare7 in
      * one row: with a budget of 5 rows only rare7 selects, the word still
      * scores */
-    char word[64] = "", q[64], want[160];
+    char word[16], q[64], want[160];
     int64_t df = 0;
-    for (int i = 1; i < 60 && !*word; i++) {
-        snprintf(q, sizeof q, "word%d", i);
-        if ((df = count_rows(f, q)) > 5 && df < NDOCS / 2) snprintf(word, sizeof word, "%s", q);
+    int wi = 0;
+    for (int i = 1; i < 60 && !wi; i++) {
+        snprintf(word, sizeof word, "word%d", i);
+        if ((df = count_rows(f, word)) > 5 && df < NDOCS / 2) wi = i;
     }
-    assert_true(*word);
+    assert_true(wi > 0);
+    snprintf(word, sizeof word, "word%d", wi);
     snprintf(q, sizeof q, "%s rare7", word);
     assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, 5,
                                     &plan, &w, &nw, err), ZK_OK);
