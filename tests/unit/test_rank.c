@@ -121,6 +121,15 @@ static int64_t count_rows(fixture *f, const char *match)
     return n;
 }
 
+/* The BM25 plan of q under budget (caller frees the plan and *w). */
+static char *plan_of(fixture *f, const char *q, int budget, double **w, int *nw)
+{
+    char err[ZK_ERRLEN], *plan = NULL;
+    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, budget, &plan, w,
+                                    nw, err), ZK_OK);
+    return plan;
+}
+
 static void test_zk_bm25_equals_fts5_bm25(void **state)
 {
     fixture *f = *state;
@@ -131,8 +140,7 @@ static void test_zk_bm25_equals_fts5_bm25(void **state)
         char *plan, *plain;
         double *w;
         int nw;
-        assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, 1 << 30,
-                                        &plan, &w, &nw, err), ZK_OK);
+        plan = plan_of(f, q, 1 << 30, &w, &nw);
         assert_int_equal(ret__fts_query(q, 32, &plain, err), ZK_OK);
         if (*plan) {
             assert_null(strstr(plan, " AND "));       /* within budget: plain OR */
@@ -174,8 +182,7 @@ static void test_plan_matches_rare_terms(void **state)
     assert_true(wi > 0);
     snprintf(word, sizeof word, "word%d", wi);
     snprintf(q, sizeof q, "%s rare7", word);
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, 5,
-                                    &plan, &w, &nw, err), ZK_OK);
+    plan = plan_of(f, q, 5, &w, &nw);
     snprintf(want, sizeof want, "(\"rare7\") AND (\"rare7\" OR \"%s\")", word);
     assert_string_equal(plan, want);
     assert_int_equal(nw, 3);
@@ -190,26 +197,22 @@ static void test_plan_matches_rare_terms(void **state)
      * budget it is left out (it would score nothing and cost a walk of its
      * list), unless nothing else is left */
     assert_true(count_rows(f, "word0") >= NDOCS / 2);
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0 rare7", 32, 5,
-                                    &plan, &w, &nw, err), ZK_OK);
+    plan = plan_of(f, "word0 rare7", 5, &w, &nw);
     assert_string_equal(plan, "\"rare7\"");
     assert_int_equal(nw, 1);
     zk_free(plan);
     zk_free(w);
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0", 32, 5,
-                                    &plan, &w, &nw, err), ZK_OK);
+    plan = plan_of(f, "word0", 5, &w, &nw);
     assert_string_equal(plan, "\"word0\"");
     zk_free(plan);
     zk_free(w);
     /* only common terms: the rarest ones are required together */
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "word0 word1", 32, 5,
-                                    &plan, &w, &nw, err), ZK_OK);
+    plan = plan_of(f, "word0 word1", 5, &w, &nw);
     assert_non_null(strstr(plan, " AND "));
     zk_free(plan);
     zk_free(w);
     /* terms found nowhere: nothing to run */
-    assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, "zzqq nowhere", 32, 5,
-                                    &plan, &w, &nw, err), ZK_OK);
+    plan = plan_of(f, "zzqq nowhere", 5, &w, &nw);
     assert_string_equal(plan, "");
     zk_free(plan);
     zk_free(w);
