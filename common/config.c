@@ -71,6 +71,7 @@ static const known_key known[] = {
     {"search", "max_query_terms", "32", "most selective query terms kept in the BM25 query", 0},
     {"search", "bm25_budget", "2000", "rows the rarest query terms may match before common terms only score", 0},
     {"search", "bm25_max_rows", "2000", "matched rows BM25 ranks at most, the newest first, never fewer than bm25_budget (only queries of very common words reach it); 0 = all", 0},
+    {"search", "bm25_max_matches", "8000", "matches BM25 walks at most, the newest first, looking for rows the caller may read (never fewer than bm25_max_rows); 0 = all", 0},
     {"acl", "default_read", "", "readers of documents ingested without --acl (comma-separated principals, e.g. everyone or group:staff); empty = administrators only", 0},
     {"audit", "retention_days", "365", "audit log rows older than this are pruned; 0 keeps them forever", 0},
     {"answer", "top_sources", "5", "hits given to the answerer", 0},

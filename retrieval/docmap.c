@@ -32,6 +32,8 @@ struct ret_docmap {
     int64_t max_doc;            /* documents table max id seen */
     int32_t *chunk_doc;         /* [chunk id] -> doc id; 0: none or deleted */
     size_t nchunk_slots;
+    uint16_t *chunk_len;        /* [chunk id] -> tokens in the row; 0: unknown */
+    size_t nlen_slots;
     int32_t *doc_kb;            /* [doc id] -> kb id */
     size_t ndoc_slots;
     int64_t *kb_chunks;         /* [kb id] -> live chunks */
@@ -61,6 +63,7 @@ void ret_docmap_free(ret_docmap *m)
     if (!m) return;
     for (int i = 0; i < NCACHE; i++) entry_clear(&m->cache[i]);
     zk_free(m->chunk_doc);
+    zk_free(m->chunk_len);
     zk_free(m->doc_kb);
     zk_free(m->kb_chunks);
     pthread_rwlock_destroy(&m->lock);
@@ -101,6 +104,55 @@ static void drop_chunk(ret_docmap *m, int64_t chunk)
     int64_t kb = (size_t)doc < m->ndoc_slots ? m->doc_kb[doc] : 0;
     if (kb > 0 && (size_t)kb < m->nkb_slots && m->kb_chunks[kb] > 0) m->kb_chunks[kb]--;
     m->chunk_doc[chunk] = 0;
+    if ((size_t)chunk < m->nlen_slots) m->chunk_len[chunk] = 0;
+}
+
+/* FTS5's %_docsize row: one varint per column (SQLite's varint: big-endian
+ * 7-bit groups, the ninth byte whole), its tokens in that column. The sum,
+ * or 0 if it does not parse or does not fit 16 bits. */
+static unsigned docsize_sum(const unsigned char *p, int n)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n;) {
+        uint64_t v = 0;
+        for (int k = 0, more = 1; more; k++) {
+            if (i >= n) return 0;   /* cut short */
+            unsigned char b = p[i++];
+            if (k == 8) {
+                v = (v << 8) | b;
+                more = 0;
+            } else {
+                v = (v << 7) | (b & 0x7f);
+                more = b & 0x80;
+            }
+        }
+        if ((sum += v) > UINT16_MAX) return 0;
+    }
+    return (unsigned)sum;
+}
+
+/* Row lengths of live chunks with ids >= from, from FTS5's own record of
+ * them (what xColumnSize reads with one B-tree probe per ranked row, which
+ * was half of BM25's time at a million chunks: zk_bm25 reads them here).
+ * Best effort: a row not found here keeps 0 and BM25 asks FTS5. */
+static void load_lengths(ret_docmap *m, sqlite3 *db, int64_t from)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, sz FROM chunks_fts_docsize WHERE id >= ?", -1, &st, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int64(st, 1, from);
+    if (m->nchunk_slots > m->nlen_slots &&
+        ensure((void **)&m->chunk_len, &m->nlen_slots, sizeof(uint16_t), (int64_t)m->nchunk_slots - 1)) {
+        sqlite3_finalize(st);
+        return;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (id <= 0 || (size_t)id >= m->nlen_slots || !m->chunk_doc[id]) continue;
+        const unsigned char *sz = sqlite3_column_blob(st, 1);
+        m->chunk_len[id] = (uint16_t)docsize_sum(sz, sqlite3_column_bytes(st, 1));
+    }
+    sqlite3_finalize(st);
 }
 
 typedef struct { int64_t seq, acl_seq, max_doc; } versions;
@@ -141,6 +193,7 @@ static zk_rc load_all(ret_docmap *m, sqlite3 *db, int64_t seq, char *err)
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     if (rc == ZK_OK) {
+        load_lengths(m, db, 1);
         m->seq = seq;
         m->loaded = 1;
     }
@@ -160,6 +213,7 @@ static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
         return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     sqlite3_bind_int64(st, 1, m->seq);
     int r;
+    int64_t first_add = 0;   /* smallest chunk id added: lengths are read from there */
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 2);
         int64_t run = sqlite3_column_int64(st, 5);
@@ -173,11 +227,13 @@ static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
                      set_chunk(m, chunk + k, sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 1)))
                 rc = zk_fail(err, ZK_NOMEM, "out of memory");
         }
+        if (sqlite3_column_int(st, 3) != 0 && (!first_add || chunk < first_add)) first_add = chunk;
         if (rc != ZK_OK) break;
         m->seq = seq;
     }
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
+    if (rc == ZK_OK && first_add > 0) load_lengths(m, db, first_add);
     return rc;
 }
 
@@ -386,6 +442,12 @@ int ret_view_chunk_ok(const ret_view *v, int64_t chunk_id)
     int32_t d = m->chunk_doc[chunk_id];
     if (!d || m->doc_kb[d] != v->kb) return 0;
     return v->admin || ((size_t)d < v->nbits && (v->bits[d / 64] >> (d % 64) & 1));
+}
+
+unsigned ret_view_chunk_len(const ret_view *v, int64_t chunk_id)
+{
+    const ret_docmap *m = v->m;
+    return chunk_id > 0 && (size_t)chunk_id < m->nlen_slots ? m->chunk_len[chunk_id] : 0;
 }
 
 static void chunk_ok_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)

@@ -49,6 +49,11 @@ void ret_view_release(ret_view *v);
 /* May the view's caller read chunk id (live, in the kb, granted)? */
 int ret_view_chunk_ok(const ret_view *v, int64_t chunk_id);
 
+/* Tokens in chunk id's row (all columns, as FTS5's xColumnSize(-1) counts
+ * them), from FTS5's record when the map was brought up to date; 0 when
+ * unknown (the caller asks FTS5). */
+unsigned ret_view_chunk_len(const ret_view *v, int64_t chunk_id);
+
 /* Registers zk_chunk_ok(rowid, view) on a connection: the view is bound with
  * sqlite3_bind_pointer(st, i, view, RET_VIEW_PTR, NULL). */
 #define RET_VIEW_PTR "zhiku_view"

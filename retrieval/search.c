@@ -44,6 +44,7 @@ void ret_search_opts_init(ret_search_opts *o, const zk_config *cfg)
     o->max_query_terms = (int)zk_config_int(cfg, "search", "max_query_terms");
     o->bm25_budget = (int)zk_config_int(cfg, "search", "bm25_budget");
     o->bm25_max_rows = (int)zk_config_int(cfg, "search", "bm25_max_rows");
+    o->bm25_max_matches = (int)zk_config_int(cfg, "search", "bm25_max_matches");
     o->kb = 1;
 }
 
@@ -177,6 +178,15 @@ static char *join_or(char **ph, const int *idx, int n, const char *op)
     return buf_steal(&q, NULL);
 }
 
+/* "(a) AND (b)", allocated; NULL when out of memory. */
+static char *and_of(const char *a, const char *b)
+{
+    size_t len = strlen(a) + strlen(b) + 16;
+    char *q = zk_malloc(len);
+    if (q) snprintf(q, len, "(%s) AND (%s)", a, b);
+    return q;
+}
+
 zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err)
 {
     char **ph;
@@ -243,13 +253,14 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
         if ((rc = phrase_df(db, ts, nrows, ph[i], &df, err)) != ZK_OK) goto out;
         if (df > 0) t[nlive++] = (term_df){df, i};   /* terms found nowhere add nothing */
     }
-    /* A term in half the rows or more has BM25's floor IDF (rank.c): it
-     * adds nothing to any score, yet FTS5 would walk its whole list for
-     * every candidate and, as a matcher, it would only drop rows. Past the
-     * budget such terms go, unless nothing else is left. */
+    /* A term in half the rows or more has BM25's floor IDF (rank.c), one
+     * in more than ~38% of them little more (RET_RANK_IDF_DROP): it adds
+     * (next to) nothing to any score, yet FTS5 would walk its whole list
+     * for every candidate and, as a matcher, it would only drop rows. Past
+     * the budget such terms go, unless nothing else is left. */
     int nkeep = 0;
     for (int i = 0; i < nlive; i++)
-        if (t[i].df <= budget || ret_rank_idf(nrows, t[i].df) > RET_RANK_IDF_FLOOR) t[nkeep++] = t[i];
+        if (t[i].df <= budget || ret_rank_idf(nrows, t[i].df) >= RET_RANK_IDF_DROP) t[nkeep++] = t[i];
     if (nkeep > 0) nlive = nkeep;
     if (nlive == 0) {
         *out_match = zk_strdup("");
@@ -277,18 +288,38 @@ zk_rc ret__bm25_plan(sqlite3 *db, ret_termstats *ts, int64_t nrows, const char *
         for (int i = 0; i < nlive; i++) w[nw++] = (double)t[i].df;
         *out_match = all;
         all = NULL;
-    } else {
-        /* "(matchers) AND (every term)": the matchers' phrases come first
-         * and only select rows (weight 0); the second group scores */
+    } else if (op[1] == 'O') {
+        /* "(r1 OR r2) AND (every term)": the rare terms select rows and the
+         * second group scores them (the matchers' own phrases weigh 0) */
         if (!(matchers = join_or(ph, order, nmatch, op)) || !(all = join_or(ph, order, nlive, " OR "))) {
             rc = zk_fail(err, ZK_NOMEM, "out of memory");
             goto out;
         }
-        size_t len = strlen(matchers) + strlen(all) + 16;
-        if (!(*out_match = zk_malloc(len))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
-        snprintf(*out_match, len, "(%s) AND (%s)", matchers, all);
+        if (!(*out_match = and_of(matchers, all))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
         for (int i = 0; i < nmatch; i++) w[nw++] = 0.0;
         for (int i = 0; i < nlive; i++) w[nw++] = (double)t[i].df;
+    } else {
+        /* "(m1 AND m2) AND (m1 OR rest...)": every matched row holds every
+         * required term, so they score from their own phrases; the second
+         * group only lets the rest score and repeats the rarest term (its
+         * list is the short one) so that it holds for every matched row.
+         * Repeating all of them walked each long list twice: twice the
+         * time of the AND alone. Nothing left over: the AND alone. */
+        if (!(matchers = join_or(ph, order, nmatch, op))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+        for (int i = 0; i < nmatch; i++) w[nw++] = (double)t[i].df;
+        if (nmatch == nlive) {
+            *out_match = matchers;
+            matchers = NULL;
+        } else {
+            order[nmatch - 1] = order[0];   /* the group: the rarest, then the rest */
+            if (!(all = join_or(ph, order + nmatch - 1, nlive - nmatch + 1, " OR "))) {
+                rc = zk_fail(err, ZK_NOMEM, "out of memory");
+                goto out;
+            }
+            if (!(*out_match = and_of(matchers, all))) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+            w[nw++] = 0.0;
+            for (int i = nmatch; i < nlive; i++) w[nw++] = (double)t[i].df;
+        }
     }
     *out_w = w;
     *out_nw = nw;
@@ -344,19 +375,28 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
      * walks its lists backwards for ORDER BY rowid DESC and stops at the
      * limit): only a query of very common words alone matches more, and
      * ranking every one of its matches is what made BM25's slowest queries
-     * take hundreds of milliseconds at a million chunks. */
-    bad |= buf_puts(&sql, "SELECT rowid, r FROM (") != ZK_OK;
+     * take hundreds of milliseconds at a million chunks. That cap counts
+     * rows the caller may read; the walk itself stops after
+     * bm25_max_matches matches, so a caller who reads few of a query's
+     * matches does not walk all of them looking for readable ones (a
+     * common-word query walked ~35,000 rows for a user allowed 1%). Only
+     * readable rows are ranked (CASE evaluates zk_bm25 for them alone);
+     * the innermost query runs as a co-routine the caps stop early. */
+    bad |= buf_puts(&sql, "SELECT rowid, r FROM (SELECT rowid, r FROM (SELECT f.rowid AS rowid, CASE WHEN ") != ZK_OK;
     if (by_view) {
         /* the access map decides per matched row: no joins */
-        bad |= buf_puts(&sql, "SELECT f.rowid AS rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
-                       "WHERE chunks_fts MATCH :match AND zk_chunk_ok(f.rowid, :view)");
+        bad |= buf_puts(&sql, "zk_chunk_ok(f.rowid, :view)") != ZK_OK;
     } else {
-        bad |= buf_puts(&sql, "SELECT f.rowid AS rowid, zk_bm25(chunks_fts, :hw, :w) AS r FROM chunks_fts f "
-                              "JOIN chunks c ON c.id = f.rowid JOIN documents d ON d.id = c.doc_id "
-                              "WHERE chunks_fts MATCH :match AND d.kb_id = :kb") != ZK_OK;
+        bad |= buf_puts(&sql, "EXISTS (SELECT 1 FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                              "WHERE c.id = f.rowid AND d.kb_id = :kb") != ZK_OK;
         bad |= doc_filter_sql(&sql, o);
+        bad |= buf_puts(&sql, ")") != ZK_OK;
     }
-    if (bad || buf_puts(&sql, " ORDER BY f.rowid DESC LIMIT :cap) ORDER BY r LIMIT :k") != ZK_OK) {
+    bad |= buf_puts(&sql, by_view ? " THEN zk_bm25(chunks_fts, :hw, :w, :view)" : " THEN zk_bm25(chunks_fts, :hw, :w)") != ZK_OK;
+    bad |= buf_puts(&sql, " END AS r FROM chunks_fts f "
+                          "WHERE chunks_fts MATCH :match ORDER BY f.rowid DESC LIMIT :walk) "
+                          "WHERE r IS NOT NULL LIMIT :cap) ORDER BY r LIMIT :k") != ZK_OK;
+    if (bad) {
         buf_free(&sql);
         rc = zk_fail(err, ZK_NOMEM, "out of memory");
         goto out;
@@ -373,6 +413,8 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
     /* never below the budget: a query whose rare terms fit it ranks them all */
     int64_t cap = o->bm25_max_rows > 0 ? ZK_MAX(o->bm25_max_rows, o->bm25_budget) : -1;
     sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":cap"), cap);
+    int64_t walk = o->bm25_max_matches > 0 ? ZK_MAX(o->bm25_max_matches, ZK_MAX(cap, o->bm25_budget)) : -1;
+    sqlite3_bind_int64(st, sqlite3_bind_parameter_index(st, ":walk"), walk);
     sqlite3_bind_blob(st, sqlite3_bind_parameter_index(st, ":w"), w, (int)(sizeof *w * (size_t)nw), SQLITE_STATIC);
     if (by_view) {
         sqlite3_bind_pointer(st, sqlite3_bind_parameter_index(st, ":view"), (void *)view, RET_VIEW_PTR, NULL);

@@ -33,6 +33,8 @@ typedef struct {
     int max_query_terms;
     int bm25_budget;      /* rows the BM25 matching terms may select (rank.h) */
     int bm25_max_rows;    /* rows BM25 ranks at most, newest first; <= 0: all */
+    int bm25_max_matches; /* matches BM25 walks at most, newest first (at
+                           * least bm25_max_rows); <= 0: all */
     int64_t kb;           /* knowledge base id */
     int ids_only;         /* skip loading text and snippets (batch evaluation) */
     const ret_caller *caller;   /* REQUIRED: whose permissions apply */

@@ -94,19 +94,37 @@ typedef struct {
     int n;
 } top;
 
-static top run(ret_store *s, const char *sql, const char *match, const double *w, int nw)
+/* The top 10 of sql: ?1 the match, ?2 the weights, ?3 an access-map view. */
+static top run_view(ret_store *s, const char *sql, const char *match, const double *w, int nw, const ret_view *v)
 {
     sqlite3_stmt *st;
     top t = {{0}, {0}, 0};
     assert_int_equal(sqlite3_prepare_v2(ret_store_db(s), sql, -1, &st, NULL), SQLITE_OK);
     sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
     if (w) sqlite3_bind_blob(st, 2, w, (int)(sizeof *w * (size_t)nw), SQLITE_STATIC);
+    if (v) sqlite3_bind_pointer(st, 3, (void *)v, RET_VIEW_PTR, NULL);
     while (sqlite3_step(st) == SQLITE_ROW && t.n < 10) {
         t.id[t.n] = sqlite3_column_int64(st, 0);
         t.score[t.n++] = sqlite3_column_double(st, 1);
     }
     sqlite3_finalize(st);
     return t;
+}
+
+static top run(ret_store *s, const char *sql, const char *match, const double *w, int nw)
+{
+    return run_view(s, sql, match, w, nw, NULL);
+}
+
+/* The same ranking: equal lengths, scores equal to 1e-9, ids equal
+ * except between exact ties. */
+static void assert_same_top(top a, top b)
+{
+    assert_int_equal(a.n, b.n);
+    for (int k = 0; k < a.n; k++) {
+        assert_true(fabs(a.score[k] - b.score[k]) <= 1e-9 * fabs(a.score[k]) + 1e-12);
+        if (a.id[k] != b.id[k]) assert_true(fabs(a.score[k] - b.score[k]) <= 1e-12);
+    }
 }
 
 static int64_t count_rows(fixture *f, const char *match)
@@ -148,11 +166,7 @@ static void test_zk_bm25_equals_fts5_bm25(void **state)
                               "ORDER BY r, rowid LIMIT 10", plain, NULL, 0);
             top b = run(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
                               "ORDER BY r, rowid LIMIT 10", plan, w, nw);
-            assert_int_equal(a.n, b.n);
-            for (int k = 0; k < a.n; k++) {
-                assert_true(fabs(a.score[k] - b.score[k]) <= 1e-9 * fabs(a.score[k]) + 1e-12);
-                if (a.id[k] != b.id[k]) assert_true(fabs(a.score[k] - b.score[k]) <= 1e-12);
-            }
+            assert_same_top(a, b);
             compared++;
         }
         zk_free(plan);
@@ -160,6 +174,114 @@ static void test_zk_bm25_equals_fts5_bm25(void **state)
         zk_free(w);
     }
     assert_true(compared > 30);
+}
+
+/* A plan that requires common terms together, "(m1 AND m2) AND (m1 OR
+ * rest...)" or the AND alone, ranks its rows exactly as bm25() ranks them
+ * in the full OR query: the required terms score from their own phrases,
+ * the rarest one's repeat weighs nothing. */
+static void test_and_plan_scores_like_bm25(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], q[128], sql[1024], word[16];
+    int words[60], nwords = 0, and_plans = 0, with_rest = 0;
+    for (int i = 1; i < 60; i++) {   /* low-IDF words are left out of plans: bm25() would still count them */
+        snprintf(word, sizeof word, "word%d", i);
+        if (ret_rank_idf(NDOCS, count_rows(f, word)) >= RET_RANK_IDF_DROP) words[nwords++] = i;
+    }
+    assert_true(nwords > 20);
+    for (int i = 0; i < 400 && and_plans < 30; i++) {
+        int n = 2 + (int)rnd(3);
+        size_t len = 0;
+        for (int k = 0; k < n; k++) len += (size_t)snprintf(q + len, sizeof q - len, "word%d ", words[rnd((uint32_t)nwords)]);
+        double *w;
+        int nw;
+        char *plan = plan_of(f, q, 20, &w, &nw), *plain;
+        if (!strstr(plan, "\" AND \"")) {   /* plain OR, or rare OR-matchers: test_zk_bm25_equals_fts5_bm25 */
+            zk_free(plan);
+            zk_free(w);
+            continue;
+        }
+        and_plans++;
+        with_rest += strstr(plan, ") AND (") != NULL;
+        assert_int_equal(ret__fts_query(q, 32, &plain, err), ZK_OK);
+        snprintf(sql, sizeof sql, "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                                  "AND rowid IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH '%s') "
+                                  "ORDER BY r, rowid LIMIT 10", plan);
+        top a = run(f->s, sql, plain, NULL, 0);
+        top b = run(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                          "ORDER BY r, rowid LIMIT 10", plan, w, nw);
+        assert_true(a.n > 0);
+        assert_same_top(a, b);
+        zk_free(plan);
+        zk_free(plain);
+        zk_free(w);
+    }
+    assert_true(and_plans >= 10);
+    assert_true(with_rest >= 3);
+}
+
+/* With an access-map view zk_bm25 takes each row's length from the map
+ * (read from FTS5's %_docsize when the map loads and as it replays new
+ * chunks) instead of asking FTS5: the scores stay bm25()'s exactly, for
+ * rows loaded at first use, rows added since (headings and long texts:
+ * two columns, multi-byte lengths) and after a deletion. */
+static void test_zk_bm25_lengths_from_the_map(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], q[128], text[4096], id[32];
+    ret_caller admin;
+    ret_caller_admin(&admin);
+    for (int round = 0; round < 3; round++) {
+        if (round == 1) {
+            ret_view v;   /* the map is loaded; these come by replay */
+            assert_int_equal(ret_docmap_view(ret__store_docmap(f->s), ret_store_db(f->s), &admin, 1, 0, &v, err),
+                             ZK_OK);
+            ret_view_release(&v);
+            for (int i = 0; i < 8; i++) {
+                size_t n = 0;
+                for (int w = 0; w < 40 + 60 * i; w++)
+                    n += (size_t)snprintf(text + n, sizeof text - n, "word%u ", rnd(60));
+                float vec[DIM] = {1};
+                ret_chunk_in c = {text, n, "word1 word2 heading", 0, 0, 0, (int64_t)n};
+                snprintf(id, sizeof id, "long%d", i);
+                ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt"};
+                ret_put_status st;
+                int64_t doc;
+                assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
+            }
+        }
+        if (round == 2) assert_int_equal(ret_doc_delete(f->s, f->doc[7], err), ZK_OK);
+        ret_view v;
+        assert_int_equal(ret_docmap_view(ret__store_docmap(f->s), ret_store_db(f->s), &admin, 1, 0, &v, err), ZK_OK);
+        int known = 0;   /* every live row's length is in the map */
+        for (int64_t c = 1; c < 400; c++) known += ret_view_chunk_len(&v, c) > 0;
+        assert_int_equal(known, NDOCS + (round ? 8 : 0) - (round == 2));
+        for (int i = 0; i < 30; i++) {
+            snprintf(q, sizeof q, "word%u word%u heading", rnd(60), rnd(60));
+            /* document frequencies counted now: the plan's cache is
+             * allowed to lag a growing corpus by 10% */
+            char *plain, phrase[64];
+            double w[8];
+            int nw = 0;
+            assert_int_equal(ret__fts_query(q, 32, &plain, err), ZK_OK);
+            for (const char *p = plain; *p && nw < 8; nw++) {
+                size_t n = strcspn(p, " ");
+                snprintf(phrase, sizeof phrase, "%.*s", (int)n, p);
+                w[nw] = (double)count_rows(f, phrase);
+                p += n;
+                if (!strncmp(p, " OR ", 4)) p += 4;
+            }
+            top a = run(f->s, "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                              "ORDER BY r, rowid LIMIT 10", plain, NULL, 0);
+            top b = run_view(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2, ?3) r FROM chunks_fts "
+                                   "WHERE chunks_fts MATCH ?1 ORDER BY r, rowid LIMIT 10", plain, w, nw, &v);
+            assert_true(a.n > 0);
+            assert_same_top(a, b);
+            zk_free(plain);
+        }
+        ret_view_release(&v);
+    }
 }
 
 static void test_plan_matches_rare_terms(void **state)
@@ -177,7 +299,7 @@ static void test_plan_matches_rare_terms(void **state)
     int wi = 0;
     for (int i = 1; i < 60 && !wi; i++) {
         snprintf(word, sizeof word, "word%d", i);
-        if ((df = count_rows(f, word)) > 5 && df < NDOCS / 2) wi = i;
+        if ((df = count_rows(f, word)) > 5 && ret_rank_idf(NDOCS, df) >= RET_RANK_IDF_DROP) wi = i;
     }
     assert_true(wi > 0);
     snprintf(word, sizeof word, "word%d", wi);
@@ -204,6 +326,20 @@ static void test_plan_matches_rare_terms(void **state)
     zk_free(w);
     plan = plan_of(f, "word0", 5, &w, &nw);
     assert_string_equal(plan, "\"word0\"");
+    zk_free(plan);
+    zk_free(w);
+    /* so does a word in more than ~38% of the rows (IDF under
+     * RET_RANK_IDF_DROP), which adds little to a score */
+    int low = 0;
+    for (int i = 1; i < 60 && !low; i++) {
+        snprintf(word, sizeof word, "word%d", i);
+        double idf = ret_rank_idf(NDOCS, count_rows(f, word));
+        if (idf > RET_RANK_IDF_FLOOR && idf < RET_RANK_IDF_DROP) low = i;
+    }
+    assert_true(low > 0);
+    snprintf(q, sizeof q, "word%d rare7", low);
+    plan = plan_of(f, q, 5, &w, &nw);
+    assert_string_equal(plan, "\"rare7\"");
     zk_free(plan);
     zk_free(w);
     /* only common terms: the rarest ones are required together */
@@ -259,6 +395,56 @@ static void test_plan_matches_rare_terms(void **state)
     for (size_t i = 0; i < n; i++) older |= h[i].chunk_id < cut;
     assert_true(older);
     ret_hits_free(h, n);
+    zk_config_free(cfg);
+}
+
+/* The walk stops after bm25_max_matches matches, the newest first, even
+ * when the caller could read none of them: a user who reads one old match
+ * of a word behind many newer ones finds it only when the walk reaches it.
+ * Both ways of checking access: the access map, and SQL (metadata
+ * filters). */
+static void test_walk_stops_after_max_matches(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], id[32];
+    int64_t ann, bob;
+    assert_int_equal(ret_user_add(f->s, "ann", NULL, 0, &ann, err), ZK_OK);
+    assert_int_equal(ret_user_add(f->s, "bob", NULL, 0, &bob, err), ZK_OK);
+    float vec[DIM] = {1};
+    for (int i = 0; i <= 30; i++) {   /* ann's document first, then 30 newer ones only bob reads */
+        snprintf(id, sizeof id, i ? "bob%d" : "ann-old", i);
+        ret_chunk_in c = {"kiwi orchard", 12, "", 0, 0, 0, 12};
+        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt", .acl = i ? &bob : &ann, .nacl = 1,
+                        .metadata = "{\"crop\":\"kiwi\"}"};
+        ret_put_status st;
+        int64_t doc;
+        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
+    }
+    ret_caller who;
+    assert_int_equal(ret_caller_user(f->s, "ann", &who, err), ZK_OK);
+    zk_config *cfg = NULL;
+    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
+    ret_search_opts o;
+    ret_search_opts_init(&o, cfg);
+    assert_int_equal(o.bm25_max_matches, 8000);   /* the shipped default */
+    o.mode = RET_MODE_BM25;
+    o.caller = &who;
+    o.bm25_budget = o.bm25_max_rows = 1;
+    char kv[] = "crop=kiwi";
+    for (int filtered = 0; filtered < 2; filtered++) {
+        if (filtered) assert_int_equal(ret_search_add_filter(&o, kv, err), ZK_OK);
+        int64_t walk[] = {10, 30, 31, 0}, found[] = {0, 0, 1, 1};
+        for (int i = 0; i < 4; i++) {
+            ret_hit *h;
+            size_t n;
+            o.bm25_max_matches = (int)walk[i];
+            assert_int_equal(ret_search(f->s, NULL, "kiwi", &o, &h, &n, err), ZK_OK);
+            assert_int_equal(n, found[i]);
+            if (n) assert_string_equal(h[0].ext_id, "ann-old");
+            ret_hits_free(h, n);
+        }
+    }
+    ret_caller_free(&who);
     zk_config_free(cfg);
 }
 
@@ -343,7 +529,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_zk_bm25_equals_fts5_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_zk_bm25_lengths_from_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_matches_rare_terms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_and_plan_scores_like_bm25, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walk_stops_after_max_matches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docmap_follows_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
