@@ -1052,6 +1052,16 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err)
     return indexes_save(s->ix, 1, err);
 }
 
+zk_rc ret_store_warm_access(ret_store *s, char *err)
+{
+    ret_caller admin;
+    ret_view v;
+    ret_caller_admin(&admin);
+    zk_rc rc = ret_docmap_view(s->ix->docmap, s->db, &admin, 0, 0, &v, err);
+    if (rc == ZK_OK) ret_view_release(&v);
+    return rc;
+}
+
 /* ---- re-embedding (zhiku reindex) ------------------------------------------- */
 
 #define REINDEX_BATCH 256

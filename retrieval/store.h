@@ -148,6 +148,10 @@ void ret_store_share_indexes(ret_store *s, ret_indexes *x);
 ret_indexes *ret_store_indexes(ret_store *s);
 /* Replay changes into every open index; save snapshots when save = 1. */
 zk_rc ret_store_sync(ret_store *s, int save, char *err);
+/* Load the access map (every live chunk's document and kb, and its row
+ * length) now rather than in the first search, which would otherwise wait
+ * for it: about half a second for a million chunks. */
+zk_rc ret_store_warm_access(ret_store *s, char *err);
 
 /* Re-embed every chunk of kb with emb (`zhiku reindex`, after [embedding]
  * changed): all new vectors, one change-log entry per chunk and the kb's

@@ -928,8 +928,12 @@ static void *load_indexes(void *arg)
     ret_store *st = srv_store_get(s, err);
     double t0 = zk_now();
     if (st && ret_store_sync(st, 0, err) == ZK_OK) {
+        double t1 = zk_now();
+        /* the first searches would wait for the access map: load it too */
+        if (ret_store_warm_access(st, err) != ZK_OK) ZK_LOG(ZK_LOG_WARN, "loading the access map: %s", err);
         s->ready = 1;
-        ZK_LOG(ZK_LOG_INFO, "vector indexes loaded and replayed in %.2fs; ready", zk_now() - t0);
+        ZK_LOG(ZK_LOG_INFO, "vector indexes loaded and replayed in %.2fs, access map in %.2fs; ready", t1 - t0,
+               zk_now() - t1);
     } else {
         ZK_LOG(ZK_LOG_ERROR, "loading vector indexes: %s", err);
     }

@@ -1,6 +1,7 @@
 /* test_store.c — the store and hybrid search: migrations, atomic document
  * writes (insert, unchanged, replace, delete), the change log and the vector
- * index replay, the model-mismatch guard, the FTS query builder and RRF. */
+ * index replay, the access map loaded ahead, the model-mismatch guard, the
+ * FTS query builder and RRF. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -159,6 +160,26 @@ static void test_put_unchanged_replace_delete(void **state)
     assert_int_equal(ret_store_check(f->s, devnull, &problems, err), ZK_OK);
     fclose(devnull);
     assert_int_equal(problems, 0);
+}
+
+/* The access map loads before the first search asks (the server does this
+ * before /readyz): with the map's load query made impossible afterwards,
+ * searches still work, and changes after the load reach it by replay. */
+static void test_access_map_warmed(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN];
+    ret_put_status st;
+    const char *v1[] = {"the orange cat sleeps on the warm roof", "知识库保存企业文档"};
+    const char *v2[] = {"an orange lantern by the door"};
+    assert_int_equal(put(f, "doc-a", "sha1", v1, 2, &st), ZK_OK);
+    assert_int_equal(ret_store_warm_access(f->s, err), ZK_OK);
+    assert_int_equal(sqlite3_exec(ret_store_db(f->s), "DROP INDEX chunks_doc", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(put(f, "doc-b", "sha2", v2, 1, &st), ZK_OK);
+    ret_hit *h;
+    size_t n = search(f, "orange", RET_MODE_BM25, &h);
+    assert_int_equal(n, 2);
+    ret_hits_free(h, n);
 }
 
 static void test_failed_put_rolls_back(void **state)
@@ -370,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_migrations_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_unchanged_replace_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_map_warmed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_put_rolls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vector_index_replay_and_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_mismatch, setup, teardown),
