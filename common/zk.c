@@ -98,6 +98,11 @@ long zk_fail_alloc_after(long n)
 }
 
 void *zk_malloc(size_t n) { return alloc_should_fail() ? NULL : malloc(n ? n : 1); }
+void *zk_aligned_alloc(size_t align, size_t n)
+{
+    void *p = NULL;
+    return alloc_should_fail() || posix_memalign(&p, align, n ? n : 1) != 0 ? NULL : p;
+}
 void *zk_calloc(size_t n, size_t sz) { return alloc_should_fail() ? NULL : calloc(n ? n : 1, sz ? sz : 1); }
 void *zk_realloc(void *p, size_t n) { return alloc_should_fail() ? NULL : realloc(p, n ? n : 1); }
 void zk_free(void *p) { free(p); }

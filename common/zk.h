@@ -72,6 +72,9 @@ void zk_log_write(zk_log_level lvl, const char *file, int line, const char *fmt,
  * malloc but let tests inject failures (zk_fail_alloc_after below). */
 void *zk_malloc(size_t n);
 void *zk_calloc(size_t n, size_t sz);
+/* n bytes aligned to align (a power of two, a multiple of sizeof(void *));
+ * freed with zk_free. */
+void *zk_aligned_alloc(size_t align, size_t n);
 void *zk_realloc(void *p, size_t n);
 char *zk_strdup(const char *s);
 char *zk_strndup(const char *s, size_t n);

@@ -93,4 +93,16 @@ zk_rc ret_colidx_read(const unsigned char *p, size_t len, int dim, ret_colidx **
 zk_rc ret_colidx_read_mapped(unsigned char *p, size_t len, int dim, void *map, size_t map_len, ret_colidx **out,
                              char *err);
 
+/* Copy up to max_blocks of the blocks still in the snapshot mapping into
+ * memory of the index's own, on 2 MB pages (faster scans); returns how
+ * many (0: none left, out of memory, or nothing to gain: blocks not a
+ * multiple of 2 MB, i.e. dim not a multiple of 512, or transparent huge
+ * pages off).
+ * Writers must be excluded; searches may run meanwhile (a search that took
+ * a block's old address reads the same values there). */
+size_t ret_colidx_promote(ret_colidx *c, size_t max_blocks);
+/* Unmap the snapshot once no block lives in it (1 then, or if there was
+ * none; 0 while some block still does). No search or writer may run. */
+int ret_colidx_drop_mapping(ret_colidx *c);
+
 #endif

@@ -1062,6 +1062,35 @@ zk_rc ret_store_warm_access(ret_store *s, char *err)
     return rc;
 }
 
+#define PROMOTE_STEP_BLOCKS 2
+
+size_t ret_store_promote_indexes(ret_store *s)
+{
+    ret_indexes *x = s->ix;
+    size_t moved = 0;
+    pthread_mutex_lock(&x->mu);
+    int n = x->nidx;   /* entries are never moved or freed before the registry */
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < n; i++) {
+        kb_index *ki = x->idx[i];
+        size_t m, here = 0;
+        /* a few blocks per hold of the read lock: a replay waiting for
+         * the write lock (new chunks) waits for one step only */
+        do {
+            pthread_rwlock_rdlock(&ki->lock);
+            m = ki->vi ? ret_vindex_promote(ki->vi, PROMOTE_STEP_BLOCKS) : 0;
+            pthread_rwlock_unlock(&ki->lock);
+            here += m;
+        } while (m);
+        if (!here) continue;
+        moved += here;
+        pthread_rwlock_wrlock(&ki->lock);
+        if (ki->vi) ret_vindex_drop_mapping(ki->vi);
+        pthread_rwlock_unlock(&ki->lock);
+    }
+    return moved;
+}
+
 /* ---- re-embedding (zhiku reindex) ------------------------------------------- */
 
 #define REINDEX_BATCH 256

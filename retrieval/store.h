@@ -152,6 +152,11 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err);
  * length) now rather than in the first search, which would otherwise wait
  * for it: about half a second for a million chunks. */
 zk_rc ret_store_warm_access(ret_store *s, char *err);
+/* Move the open column indexes' blocks out of their snapshot mappings
+ * into memory of their own (ret_vindex_promote), one index at a time,
+ * searches going on meanwhile; then unmap the files. Returns the blocks
+ * moved. A server calls it once it is ready. */
+size_t ret_store_promote_indexes(ret_store *s);
 
 /* Re-embed every chunk of kb with emb (`zhiku reindex`, after [embedding]
  * changed): all new vectors, one change-log entry per chunk and the kb's

@@ -1227,6 +1227,16 @@ static zk_rc cols_scan(const ret_vindex *vi, ret_colidx_team *team, const float 
                                     err);
 }
 
+size_t ret_vindex_promote(ret_vindex *vi, size_t max_blocks)
+{
+    return vi->kind == KIND_COLS && vi->cols ? ret_colidx_promote(vi->cols, max_blocks) : 0;
+}
+
+void ret_vindex_drop_mapping(ret_vindex *vi)
+{
+    if (vi->kind == KIND_COLS && vi->cols) ret_colidx_drop_mapping(vi->cols);
+}
+
 void ret__vindex_tune(ret_vindex *vi, const ret__vindex_tuning *t)
 {
     vi->tune = *t;

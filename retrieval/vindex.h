@@ -84,6 +84,15 @@ zk_rc ret_vindex_search_allowed_team(const ret_vindex *vi, ret_colidx_team *team
  * consistency checks. */
 zk_rc ret_vindex_ids(const ret_vindex *vi, int64_t **out_ids, size_t *out_n, char *err);
 
+/* A column index opened from its snapshot reads its blocks in the mapped
+ * file; promote copies up to max_blocks of them into memory of its own
+ * (faster scans: see retrieval/colidx.h), under a read lock (writers
+ * excluded, searches may run); returns the blocks moved (0 when none are
+ * left, and for other kinds). drop_mapping then unmaps the file, under a
+ * write lock. */
+size_t ret_vindex_promote(ret_vindex *vi, size_t max_blocks);
+void ret_vindex_drop_mapping(ret_vindex *vi);
+
 /* 1 when a background build has finished and waits to be swapped in by
  * ret_vindex_upgrade() (cheap; safe under a read lock). */
 int ret_vindex_upgrade_ready(const ret_vindex *vi);

@@ -934,6 +934,11 @@ static void *load_indexes(void *arg)
         s->ready = 1;
         ZK_LOG(ZK_LOG_INFO, "vector indexes loaded and replayed in %.2fs, access map in %.2fs; ready", t1 - t0,
                zk_now() - t1);
+        /* serving already: the column indexes leave their mapped snapshots */
+        double t2 = zk_now();
+        size_t moved = ret_store_promote_indexes(st);
+        if (moved)
+            ZK_LOG(ZK_LOG_INFO, "%zu vector blocks moved into memory in %.2fs", moved, zk_now() - t2);
     } else {
         ZK_LOG(ZK_LOG_ERROR, "loading vector indexes: %s", err);
     }

@@ -3,7 +3,8 @@
  * than one block, with and without a bitmap filter, by id list; adds that
  * replace, removals that move the last row, blocks given back; one add of
  * many rows equal to adding them one by one; the payload
- * round trip and corrupt payloads refused. */
+ * round trip and corrupt payloads refused; blocks moved out of a mapped
+ * snapshot while searches run. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "half.h"
 #include "retrieval/colidx.h"
@@ -431,6 +434,106 @@ static void test_payload_round_trip(void **state)
     free(ids);
 }
 
+/* An index read in place from its mapped snapshot moves its blocks into
+ * memory of its own (512 dimensions: 2 MB blocks, the huge-page case)
+ * while another thread keeps searching — every search returns the same ids
+ * and score bits throughout — then unmaps the file; it stays searchable and
+ * writable. */
+enum { PDIM = 512, PROWS = 2 * COLIDX_BLOCK_ROWS + 100, PK = 10 };
+
+typedef struct {
+    const ret_colidx *c;
+    const float *q;
+    const int64_t *want_ids;
+    const float *want_sc;
+    volatile int stop;
+    int runs, bad;
+} searcher;
+
+static void *search_loop(void *arg)
+{
+    searcher *a = arg;
+    char err[ZK_ERRLEN];
+    while (!a->stop || a->runs < 3) {
+        int64_t ids[PK];
+        float sc[PK];
+        int n = 0;
+        if (ret_colidx_search(a->c, a->q, PK, NULL, 0, ids, sc, &n, err) != ZK_OK || n != PK ||
+            memcmp(ids, a->want_ids, sizeof ids) != 0 || memcmp(sc, a->want_sc, sizeof sc) != 0)
+            a->bad++;
+        a->runs++;
+    }
+    return NULL;
+}
+
+static void test_promote_from_mapping(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    float *vecs = calloc((size_t)PROWS * PDIM, sizeof *vecs);
+    int64_t *ids = malloc(PROWS * sizeof *ids);
+    for (size_t i = 0; i < PROWS; i++) {
+        for (int j = 0; j < 40; j++) vecs[i * PDIM + (size_t)(rnd() * PDIM)] = (float)(rnd() * 2 - 1);
+        ids[i] = (int64_t)i + 1;
+    }
+    ret_colidx *c = ret_colidx_new(PDIM);
+    assert_int_equal(ret_colidx_add(c, PROWS, ids, vecs, err), ZK_OK);
+    assert_int_equal(ret_colidx_promote(c, 100), 0);   /* nothing mapped */
+    char path[] = "/tmp/zk-colidx-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_int_equal(ret_colidx_write(c, f, err), ZK_OK);
+    fflush(f);
+    size_t len = (size_t)ftell(f);
+    unsigned char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    assert_true(map != MAP_FAILED);
+    fclose(f);
+    unlink(path);
+    ret_colidx *d;
+    assert_int_equal(ret_colidx_read_mapped(map, len, PDIM, map, len, &d, err), ZK_OK);
+    assert_int_equal(ret_colidx_drop_mapping(d), 0);   /* still in use */
+
+    float q[PDIM] = {0};
+    for (int j = 0; j < 30; j++) q[(int)(rnd() * PDIM)] = (float)(rnd() * 2 - 1);
+    int64_t want[PK];
+    float wsc[PK];
+    int n;
+    assert_int_equal(ret_colidx_search(c, q, PK, NULL, 0, want, wsc, &n, err), ZK_OK);
+    assert_int_equal(n, PK);
+    searcher a = {.c = d, .q = q, .want_ids = want, .want_sc = wsc};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, search_loop, &a), 0);
+    assert_int_equal(ret_colidx_promote(d, 2), 2);   /* in steps */
+    assert_int_equal(ret_colidx_drop_mapping(d), 0);
+    assert_int_equal(ret_colidx_promote(d, 2), 1);
+    a.stop = 1;
+    pthread_join(th, NULL);
+    assert_int_equal(a.bad, 0);
+    assert_true(a.runs >= 3);
+    assert_int_equal(ret_colidx_promote(d, 2), 0);   /* all moved */
+    assert_int_equal(ret_colidx_drop_mapping(d), 1);
+    assert_int_equal(ret_colidx_drop_mapping(d), 1);
+
+    int64_t got[PK];
+    float sc[PK];
+    assert_int_equal(ret_colidx_search(d, q, PK, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_memory_equal(got, want, sizeof got);
+    assert_memory_equal(sc, wsc, sizeof sc);
+    /* writable: a removal moves the last row into the first block, an add
+     * fills the third block's tail */
+    ret_colidx_remove(d, 1, ids + 2);
+    int64_t extra = PROWS + 1;
+    assert_int_equal(ret_colidx_add(d, 1, &extra, q, err), ZK_OK);
+    assert_int_equal(ret_colidx_search(d, q, 1, NULL, 0, got, sc, &n, err), ZK_OK);
+    assert_int_equal(got[0], extra);
+    assert_int_equal(ret_colidx_count(d), PROWS);
+    ret_colidx_free(d);
+    ret_colidx_free(c);
+    free(vecs);
+    free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_team_shares_scans),
         cmocka_unit_test(test_batch_add_equals_row_by_row),
         cmocka_unit_test(test_payload_round_trip),
+        cmocka_unit_test(test_promote_from_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
