@@ -479,7 +479,7 @@ int main(int argc, char **argv)
     double t_open = zk_now() - t0;
     /* as a server does once ready: the column index leaves its snapshot */
     double t_promote = zk_now();
-    size_t promoted = ret_store_promote_indexes(b.s);
+    size_t promoted = ret_store_promote_indexes(b.s, NULL);
     fprintf(stderr, "raw_engines: %zu vector blocks moved into memory in %.2f s\n", promoted, zk_now() - t_promote);
     int nlist = 0, kind = ret__vindex_kind(vi, &nlist);
     b.dim = llm_embedder_dim(b.emb);

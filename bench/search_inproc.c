@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         ret_hit *h;
         size_t nh;
         if (ret_search(s, e, qs[i % nq], &o, &h, &nh, err) == ZK_OK) ret_hits_free(h, nh);
-        if (i == 0) ret_store_promote_indexes(s);
+        if (i == 0) ret_store_promote_indexes(s, NULL);
     }
     double secs = atof(argv[3]), t0 = zk_now();
     size_t cap = 1 << 20, n = 0;

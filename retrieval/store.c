@@ -1064,7 +1064,7 @@ zk_rc ret_store_warm_access(ret_store *s, char *err)
 
 #define PROMOTE_STEP_BLOCKS 2
 
-size_t ret_store_promote_indexes(ret_store *s)
+size_t ret_store_promote_indexes(ret_store *s, const volatile int *stop)
 {
     ret_indexes *x = s->ix;
     size_t moved = 0;
@@ -1077,6 +1077,7 @@ size_t ret_store_promote_indexes(ret_store *s)
         /* a few blocks per hold of the read lock: a replay waiting for
          * the write lock (new chunks) waits for one step only */
         do {
+            if (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) break;
             pthread_rwlock_rdlock(&ki->lock);
             m = ki->vi ? ret_vindex_promote(ki->vi, PROMOTE_STEP_BLOCKS) : 0;
             pthread_rwlock_unlock(&ki->lock);

@@ -155,8 +155,9 @@ zk_rc ret_store_warm_access(ret_store *s, char *err);
 /* Move the open column indexes' blocks out of their snapshot mappings
  * into memory of their own (ret_vindex_promote), one index at a time,
  * searches going on meanwhile; then unmap the files. Returns the blocks
- * moved. A server calls it once it is ready. */
-size_t ret_store_promote_indexes(ret_store *s);
+ * moved. A server calls it once it is ready; *stop (may be NULL) set
+ * ends it early (the rest stays mapped, which only scans slower). */
+size_t ret_store_promote_indexes(ret_store *s, const volatile int *stop);
 
 /* Re-embed every chunk of kb with emb (`zhiku reindex`, after [embedding]
  * changed): all new vectors, one change-log entry per chunk and the kb's

@@ -936,7 +936,7 @@ static void *load_indexes(void *arg)
                zk_now() - t1);
         /* serving already: the column indexes leave their mapped snapshots */
         double t2 = zk_now();
-        size_t moved = ret_store_promote_indexes(st);
+        size_t moved = ret_store_promote_indexes(st, &s->stopping);
         if (moved)
             ZK_LOG(ZK_LOG_INFO, "%zu vector blocks moved into memory in %.2fs", moved, zk_now() - t2);
     } else {

@@ -27,8 +27,9 @@ free_port() {
 }
 
 # srv_start DATA_DIR [--no-ready] [VAR=VALUE ...] — start `zhiku serve` on a
-# free loopback port with the given environment; sets SRV_PID, SRV_PORT,
-# BASE, SRV_LOG. Waits for /healthz, then (unless --no-ready) /readyz.
+# free loopback port with the given environment (and global flags from
+# SRV_FLAGS, e.g. -v); sets SRV_PID, SRV_PORT, BASE, SRV_LOG. Waits for
+# /healthz, then (unless --no-ready) /readyz.
 SRV_N=0
 srv_start() {
     local data=$1; shift
@@ -40,7 +41,8 @@ srv_start() {
         SRV_PORT=$(free_port)
         BASE="http://127.0.0.1:$SRV_PORT"
         SRV_LOG=$PWD/server.$SRV_N.log
-        env "$@" "$ZHIKU_BIN" serve --data-dir "$data" --listen "127.0.0.1:$SRV_PORT" >"$SRV_LOG" 2>&1 &
+        # shellcheck disable=SC2086  # SRV_FLAGS: global flags such as -v, word-split
+        env "$@" "$ZHIKU_BIN" ${SRV_FLAGS:-} serve --data-dir "$data" --listen "127.0.0.1:$SRV_PORT" >"$SRV_LOG" 2>&1 &
         SRV_PID=$!
         on_exit_kill "$SRV_PID"
         local i
