@@ -38,6 +38,7 @@ struct ret_docmap {
     size_t ndoc_slots;
     int64_t *kb_chunks;         /* [kb id] -> live chunks */
     size_t nkb_slots;
+    int64_t len_next;           /* lengths of chunk ids below this are loaded */
     allow_entry cache[NCACHE];
     uint64_t tick;
 };
@@ -131,16 +132,18 @@ static unsigned docsize_sum(const unsigned char *p, int n)
     return (unsigned)sum;
 }
 
-/* Row lengths of live chunks with ids >= from, from FTS5's own record of
+/* Row lengths of live chunks with ids in [from, to), from FTS5's own record of
  * them (what xColumnSize reads with one B-tree probe per ranked row, which
  * was half of BM25's time at a million chunks: zk_bm25 reads them here).
  * Best effort: a row not found here keeps 0 and BM25 asks FTS5. */
-static void load_lengths(ret_docmap *m, sqlite3 *db, int64_t from)
+static void load_lengths(ret_docmap *m, sqlite3 *db, int64_t from, int64_t to)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id, sz FROM chunks_fts_docsize WHERE id >= ?", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT id, sz FROM chunks_fts_docsize WHERE id >= ? AND id < ?", -1, &st, NULL) !=
+        SQLITE_OK)
         return;
     sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
     if (m->nchunk_slots > m->nlen_slots &&
         ensure((void **)&m->chunk_len, &m->nlen_slots, sizeof(uint16_t), (int64_t)m->nchunk_slots - 1)) {
         sqlite3_finalize(st);
@@ -175,25 +178,48 @@ static zk_rc read_versions(sqlite3 *db, versions *v, char *err)
     return rc;
 }
 
-/* First use: every live chunk from the chunks_doc index (covering, so the
- * chunk rows with their text are not read), at the log position read before. */
-static zk_rc load_all(ret_docmap *m, sqlite3 *db, int64_t seq, char *err)
+/* First use: each document's kb, then every live chunk from the chunks_doc
+ * index (covering, so the chunk rows with their text are not read; a join
+ * with documents per chunk row cost 40% more), at the log position read
+ * before; with lengths, the row lengths too (else len_next stays at 1 and
+ * ret_docmap_load_lengths loads them later). */
+static zk_rc load_all(ret_docmap *m, sqlite3 *db, int64_t seq, int with_lengths, char *err)
 {
     sqlite3_stmt *st = NULL;
     zk_rc rc = ZK_OK;
-    if (sqlite3_prepare_v2(db, "SELECT c.id, c.doc_id, d.kb_id FROM chunks c INDEXED BY chunks_doc "
-                               "JOIN documents d ON d.id = c.doc_id ORDER BY c.doc_id", -1, &st, NULL) != SQLITE_OK)
-        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW)
-        if (set_chunk(m, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2))) {
+    if (sqlite3_prepare_v2(db, "SELECT id, kb_id FROM documents", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0);
+        if (d <= 0 || d > INT32_MAX) continue;
+        if (ensure((void **)&m->doc_kb, &m->ndoc_slots, sizeof(int32_t), d)) {
             rc = zk_fail(err, ZK_NOMEM, "out of memory");
             break;
         }
+        m->doc_kb[d] = (int32_t)sqlite3_column_int64(st, 1);
+    }
+    if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc != ZK_OK) return rc;
+    if (sqlite3_prepare_v2(db, "SELECT id, doc_id FROM chunks INDEXED BY chunks_doc", -1, &st, NULL) != SQLITE_OK)
+        return zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t c = sqlite3_column_int64(st, 0), d = sqlite3_column_int64(st, 1);
+        if (d <= 0 || (size_t)d >= m->ndoc_slots || !m->doc_kb[d]) continue;   /* a chunk without its document */
+        if (set_chunk(m, c, d, m->doc_kb[d])) {
+            rc = zk_fail(err, ZK_NOMEM, "out of memory");
+            break;
+        }
+    }
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     if (rc == ZK_OK) {
-        load_lengths(m, db, 1);
+        m->len_next = 1;
+        if (with_lengths) {
+            load_lengths(m, db, 1, INT64_MAX);
+            m->len_next = INT64_MAX;
+        }
         m->seq = seq;
         m->loaded = 1;
     }
@@ -233,7 +259,7 @@ static zk_rc replay(ret_docmap *m, sqlite3 *db, char *err)
     }
     if (rc == ZK_OK && r != SQLITE_DONE) rc = zk_fail(err, ZK_DB, "access map: %s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
-    if (rc == ZK_OK && first_add > 0) load_lengths(m, db, first_add);
+    if (rc == ZK_OK && first_add > 0) load_lengths(m, db, first_add, INT64_MAX);
     return rc;
 }
 
@@ -402,7 +428,7 @@ zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t k
         pthread_rwlock_unlock(&m->lock);
 
         pthread_rwlock_wrlock(&m->lock);
-        if (!m->loaded) rc = load_all(m, db, v.seq, err);
+        if (!m->loaded) rc = load_all(m, db, v.seq, 1, err);
         if (rc == ZK_OK) rc = replay(m, db, err);
         if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
         allow_entry *e = NULL;
@@ -425,6 +451,33 @@ zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t k
         fill_view(m, e, kb, out);
         return ZK_OK;
     }
+}
+
+zk_rc ret_docmap_warm(ret_docmap *m, sqlite3 *db, char *err)
+{
+    versions v = {0, 0, 0};
+    zk_rc rc = read_versions(db, &v, err);
+    if (rc != ZK_OK) return rc;
+    pthread_rwlock_wrlock(&m->lock);
+    if (!m->loaded) rc = load_all(m, db, v.seq, 0, err);
+    if (rc == ZK_OK) rc = replay(m, db, err);
+    if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
+    pthread_rwlock_unlock(&m->lock);
+    return rc;
+}
+
+int ret_docmap_load_lengths(ret_docmap *m, sqlite3 *db, int64_t ids)
+{
+    pthread_rwlock_wrlock(&m->lock);
+    int more = m->loaded && m->len_next < (int64_t)m->nchunk_slots;
+    if (more) {
+        int64_t to = m->len_next + ids;
+        load_lengths(m, db, m->len_next, to);
+        m->len_next = to;
+        more = to < (int64_t)m->nchunk_slots;
+    }
+    pthread_rwlock_unlock(&m->lock);
+    return more;
 }
 
 void ret_view_release(ret_view *v)

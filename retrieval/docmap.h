@@ -46,12 +46,20 @@ typedef struct {
 zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t kb, int want_list,
                       ret_view *out, char *err);
 void ret_view_release(ret_view *v);
+/* Load the map now (a server before /readyz), without the row lengths:
+ * ret_docmap_load_lengths() adds those afterwards, a step at a time (the
+ * map is searchable meanwhile; BM25 asks FTS5 for lengths still unknown).
+ * A map first loaded by a search has its lengths already. */
+zk_rc ret_docmap_warm(ret_docmap *m, sqlite3 *db, char *err);
+/* Load the row lengths of the next `ids` chunk ids under the write lock;
+ * returns 1 while some are left. */
+int ret_docmap_load_lengths(ret_docmap *m, sqlite3 *db, int64_t ids);
 /* May the view's caller read chunk id (live, in the kb, granted)? */
 int ret_view_chunk_ok(const ret_view *v, int64_t chunk_id);
 
 /* Tokens in chunk id's row (all columns, as FTS5's xColumnSize(-1) counts
- * them), from FTS5's record when the map was brought up to date; 0 when
- * unknown (the caller asks FTS5). */
+ * them), from FTS5's record when the map was loaded or brought up to date;
+ * 0 when unknown (the caller asks FTS5). */
 unsigned ret_view_chunk_len(const ret_view *v, int64_t chunk_id);
 
 /* Registers zk_chunk_ok(rowid, view) on a connection: the view is bound with

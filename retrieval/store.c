@@ -1054,12 +1054,16 @@ zk_rc ret_store_sync(ret_store *s, int save, char *err)
 
 zk_rc ret_store_warm_access(ret_store *s, char *err)
 {
-    ret_caller admin;
-    ret_view v;
-    ret_caller_admin(&admin);
-    zk_rc rc = ret_docmap_view(s->ix->docmap, s->db, &admin, 0, 0, &v, err);
-    if (rc == ZK_OK) ret_view_release(&v);
-    return rc;
+    return ret_docmap_warm(s->ix->docmap, s->db, err);
+}
+
+#define LENGTHS_STEP_IDS 65536   /* ~10 ms under the map's write lock */
+
+void ret_store_load_lengths(ret_store *s, const volatile int *stop)
+{
+    while (!(stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) &&
+           ret_docmap_load_lengths(s->ix->docmap, s->db, LENGTHS_STEP_IDS)) {
+    }
 }
 
 #define PROMOTE_STEP_BLOCKS 2

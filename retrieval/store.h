@@ -148,10 +148,13 @@ void ret_store_share_indexes(ret_store *s, ret_indexes *x);
 ret_indexes *ret_store_indexes(ret_store *s);
 /* Replay changes into every open index; save snapshots when save = 1. */
 zk_rc ret_store_sync(ret_store *s, int save, char *err);
-/* Load the access map (every live chunk's document and kb, and its row
- * length) now rather than in the first search, which would otherwise wait
- * for it: about half a second for a million chunks. */
+/* Load the access map (every live chunk's document and kb) now rather
+ * than in the first search, which would otherwise wait for it: about half
+ * a second for a million chunks. The row lengths BM25 uses come after,
+ * with ret_store_load_lengths (a step at a time; *stop, may be NULL, set
+ * ends it early). */
 zk_rc ret_store_warm_access(ret_store *s, char *err);
+void ret_store_load_lengths(ret_store *s, const volatile int *stop);
 /* Move the open column indexes' blocks out of their snapshot mappings
  * into memory of their own (ret_vindex_promote), one index at a time,
  * searches going on meanwhile; then unmap the files. Returns the blocks

@@ -921,21 +921,52 @@ srv_req *srv_stream_req(srv_stream *st) { return &st->req; }
 static volatile sig_atomic_t got_signal;
 static void on_signal(int sig) { got_signal = sig; }
 
+/* The access map (chunk -> document -> readers, row lengths) loads on a
+ * connection of its own while the vector indexes load and replay: both
+ * take about half a second at a million chunks, and the first searches
+ * would otherwise wait for the map. */
+typedef struct {
+    srv_ctx *s;
+    zk_rc rc;
+    double secs;
+    char err[ZK_ERRLEN];
+} warm_job;
+
+static void *warm_access_main(void *arg)
+{
+    warm_job *w = arg;
+    double t0 = zk_now();
+    ret_store *st = srv_store_get(w->s, w->err);
+    w->rc = st ? ret_store_warm_access(st, w->err) : ZK_DB;
+    srv_store_put(w->s, st);
+    w->secs = zk_now() - t0;
+    return NULL;
+}
+
 static void *load_indexes(void *arg)
 {
     srv_ctx *s = arg;
     char err[ZK_ERRLEN];
+    warm_job w = {.s = s};
+    pthread_t warm;
+    int warming = pthread_create(&warm, NULL, warm_access_main, &w) == 0;
     ret_store *st = srv_store_get(s, err);
     double t0 = zk_now();
-    if (st && ret_store_sync(st, 0, err) == ZK_OK) {
-        double t1 = zk_now();
-        /* the first searches would wait for the access map: load it too */
-        if (ret_store_warm_access(st, err) != ZK_OK) ZK_LOG(ZK_LOG_WARN, "loading the access map: %s", err);
+    zk_rc rc = st ? ret_store_sync(st, 0, err) : ZK_DB;
+    double t1 = zk_now();
+    if (warming) pthread_join(warm, NULL);
+    else warm_access_main(&w);
+    if (w.rc != ZK_OK) ZK_LOG(ZK_LOG_WARN, "loading the access map: %s", w.err);
+    if (rc == ZK_OK) {
         s->ready = 1;
         ZK_LOG(ZK_LOG_INFO, "vector indexes loaded and replayed in %.2fs, access map in %.2fs; ready", t1 - t0,
-               zk_now() - t1);
-        /* serving already: the column indexes leave their mapped snapshots */
+               w.secs);
+        /* serving already: BM25's row lengths join the access map, the
+         * column indexes leave their mapped snapshots */
         double t2 = zk_now();
+        ret_store_load_lengths(st, &s->stopping);
+        ZK_LOG(ZK_LOG_INFO, "row lengths loaded in %.2fs", zk_now() - t2);
+        t2 = zk_now();
         size_t moved = ret_store_promote_indexes(st, &s->stopping);
         if (moved)
             ZK_LOG(ZK_LOG_INFO, "%zu vector blocks moved into memory in %.2fs", moved, zk_now() - t2);

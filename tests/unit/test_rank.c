@@ -226,10 +226,39 @@ static void test_and_plan_scores_like_bm25(void **state)
  * chunks) instead of asking FTS5: the scores stay bm25()'s exactly, for
  * rows loaded at first use, rows added since (headings and long texts:
  * two columns, multi-byte lengths) and after a deletion. */
+/* zk_bm25 through view v ranks `queries` random queries exactly as FTS5's
+ * bm25() does (document frequencies counted now: the plan's cache is
+ * allowed to lag a growing corpus by 10%). */
+static void assert_scores_like_bm25(fixture *f, ret_view *v, int queries)
+{
+    char err[ZK_ERRLEN], q[128];
+    for (int i = 0; i < queries; i++) {
+        snprintf(q, sizeof q, "word%u word%u heading", rnd(60), rnd(60));
+        char *plain, phrase[64];
+        double w[8];
+        int nw = 0;
+        assert_int_equal(ret__fts_query(q, 32, &plain, err), ZK_OK);
+        for (const char *p = plain; *p && nw < 8; nw++) {
+            size_t n = strcspn(p, " ");
+            snprintf(phrase, sizeof phrase, "%.*s", (int)n, p);
+            w[nw] = (double)count_rows(f, phrase);
+            p += n;
+            if (!strncmp(p, " OR ", 4)) p += 4;
+        }
+        top a = run(f->s, "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
+                          "ORDER BY r, rowid LIMIT 10", plain, NULL, 0);
+        top b = run_view(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2, ?3) r FROM chunks_fts "
+                               "WHERE chunks_fts MATCH ?1 ORDER BY r, rowid LIMIT 10", plain, w, nw, v);
+        assert_true(a.n > 0);
+        assert_same_top(a, b);
+        zk_free(plain);
+    }
+}
+
 static void test_zk_bm25_lengths_from_the_map(void **state)
 {
     fixture *f = *state;
-    char err[ZK_ERRLEN], q[128], text[4096], id[32];
+    char err[ZK_ERRLEN], text[4096], id[32];
     ret_caller admin;
     ret_caller_admin(&admin);
     for (int round = 0; round < 3; round++) {
@@ -257,31 +286,38 @@ static void test_zk_bm25_lengths_from_the_map(void **state)
         int known = 0;   /* every live row's length is in the map */
         for (int64_t c = 1; c < 400; c++) known += ret_view_chunk_len(&v, c) > 0;
         assert_int_equal(known, NDOCS + (round ? 8 : 0) - (round == 2));
-        for (int i = 0; i < 30; i++) {
-            snprintf(q, sizeof q, "word%u word%u heading", rnd(60), rnd(60));
-            /* document frequencies counted now: the plan's cache is
-             * allowed to lag a growing corpus by 10% */
-            char *plain, phrase[64];
-            double w[8];
-            int nw = 0;
-            assert_int_equal(ret__fts_query(q, 32, &plain, err), ZK_OK);
-            for (const char *p = plain; *p && nw < 8; nw++) {
-                size_t n = strcspn(p, " ");
-                snprintf(phrase, sizeof phrase, "%.*s", (int)n, p);
-                w[nw] = (double)count_rows(f, phrase);
-                p += n;
-                if (!strncmp(p, " OR ", 4)) p += 4;
-            }
-            top a = run(f->s, "SELECT rowid, bm25(chunks_fts, 1.0, 0.5) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
-                              "ORDER BY r, rowid LIMIT 10", plain, NULL, 0);
-            top b = run_view(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2, ?3) r FROM chunks_fts "
-                                   "WHERE chunks_fts MATCH ?1 ORDER BY r, rowid LIMIT 10", plain, w, nw, &v);
-            assert_true(a.n > 0);
-            assert_same_top(a, b);
-            zk_free(plain);
-        }
+        assert_scores_like_bm25(f, &v, 30);
         ret_view_release(&v);
     }
+}
+
+/* A map loaded ahead (a server before /readyz) starts without row lengths:
+ * zk_bm25 asks FTS5 for them meanwhile, with the same scores; they come a
+ * step at a time, and then every live row's is known. */
+static void test_lengths_after_warm(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN];
+    ret_caller admin;
+    ret_caller_admin(&admin);
+    ret_docmap *m = ret__store_docmap(f->s);
+    assert_int_equal(ret_docmap_warm(m, ret_store_db(f->s), err), ZK_OK);
+    ret_view v;
+    assert_int_equal(ret_docmap_view(m, ret_store_db(f->s), &admin, 1, 0, &v, err), ZK_OK);
+    int known = 0;
+    for (int64_t c = 1; c < 400; c++) known += ret_view_chunk_len(&v, c) > 0;
+    assert_int_equal(known, 0);
+    assert_scores_like_bm25(f, &v, 10);
+    ret_view_release(&v);
+    int steps = 0;
+    while (ret_docmap_load_lengths(m, ret_store_db(f->s), 7)) steps++;
+    assert_true(steps >= NDOCS / 7 - 1);
+    assert_int_equal(ret_docmap_load_lengths(m, ret_store_db(f->s), 7), 0);   /* done */
+    assert_int_equal(ret_docmap_view(m, ret_store_db(f->s), &admin, 1, 0, &v, err), ZK_OK);
+    for (int64_t c = 1; c < 400; c++) known += ret_view_chunk_len(&v, c) > 0;
+    assert_int_equal(known, NDOCS);
+    assert_scores_like_bm25(f, &v, 10);
+    ret_view_release(&v);
 }
 
 static void test_plan_matches_rare_terms(void **state)
@@ -530,6 +566,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_zk_bm25_equals_fts5_bm25, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zk_bm25_lengths_from_the_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lengths_after_warm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_plan_matches_rare_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_and_plan_scores_like_bm25, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_stops_after_max_matches, setup, teardown),
