@@ -49,9 +49,11 @@ struct ret_colidx {
  * (docs/PERFORMANCE.md). Other sizes get ordinary memory. */
 #define HUGE_PAGE ((size_t)2 << 20)
 
+static size_t block_bytes(int dim) { return (size_t)dim * BLOCK * sizeof(uint16_t); }
+
 static uint16_t *block_alloc(int dim, int zero)
 {
-    size_t len = (size_t)dim * BLOCK * sizeof(uint16_t);
+    size_t len = block_bytes(dim);
     if (len % HUGE_PAGE) return zero ? zk_calloc(1, len) : zk_malloc(len);
     void *p = zk_aligned_alloc(HUGE_PAGE, len);
     if (!p) return NULL;
@@ -752,8 +754,8 @@ zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err)
         ok = fwrite(b, 1, 8, f) == 8;
     }
     /* float16 cells as stored: little-endian on every machine zhiku runs on */
-    size_t block_bytes = (size_t)c->dim * BLOCK * sizeof(uint16_t);
-    for (size_t b = 0; ok && b < c->nblocks; b++) ok = fwrite(c->blocks[b], 1, block_bytes, f) == block_bytes;
+    size_t len = block_bytes(c->dim);
+    for (size_t b = 0; ok && b < c->nblocks; b++) ok = fwrite(c->blocks[b], 1, len, f) == len;
     return ok ? ZK_OK : zk_fail(err, ZK_IO, "column index: write failed");
 }
 
@@ -769,8 +771,8 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
     if ((int)rd32(p + 8) != dim || rd32(p + 12) != BLOCK || n > UINT32_MAX)
         return zk_fail(err, ZK_CORRUPT, "column index: dimension %u, block %u, %llu rows", rd32(p + 8),
                        rd32(p + 12), (unsigned long long)n);
-    size_t nblocks = (size_t)((n + BLOCK - 1) / BLOCK), block_bytes = (size_t)dim * BLOCK * sizeof(uint16_t);
-    if ((len - PAYLOAD_HDR) / 8 < n || len != PAYLOAD_HDR + n * 8 + nblocks * block_bytes)
+    size_t nblocks = (size_t)((n + BLOCK - 1) / BLOCK), bb = block_bytes(dim);
+    if ((len - PAYLOAD_HDR) / 8 < n || len != PAYLOAD_HDR + n * 8 + nblocks * bb)
         return zk_fail(err, ZK_CORRUPT, "column index: payload of %zu bytes for %llu rows", len,
                        (unsigned long long)n);
     ret_colidx *c = ret_colidx_new(dim);
@@ -794,12 +796,12 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
         c->ids[i] = id;
         map_put(c, id, (uint32_t)i);
     }
-    for (size_t b = 0; b < nblocks; b++, q += block_bytes) {
+    for (size_t b = 0; b < nblocks; b++, q += bb) {
         if (map) {
             c->blocks[b] = (uint16_t *)(map + (q - (const unsigned char *)map));
         } else {
             if (!(c->blocks[b] = block_alloc(dim, 0))) goto nomem;
-            memcpy(c->blocks[b], q, block_bytes);
+            memcpy(c->blocks[b], q, bb);
         }
         c->nblocks = b + 1;
     }
@@ -846,7 +848,7 @@ static int huge_pages_on(void)
 
 size_t ret_colidx_promote(ret_colidx *c, size_t max_blocks)
 {
-    size_t moved = 0, len = (size_t)c->dim * BLOCK * sizeof(uint16_t);
+    size_t moved = 0, len = block_bytes(c->dim);
     if (len % HUGE_PAGE || !huge_pages_on()) return 0;   /* the copy would gain nothing */
     for (size_t b = 0; c->map && b < c->nblocks && moved < max_blocks; b++) {
         if (!mapped(c, c->blocks[b])) continue;

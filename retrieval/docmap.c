@@ -407,6 +407,16 @@ static void fill_view(ret_docmap *m, const allow_entry *e, int64_t kb, ret_view 
     out->allowed_chunks = e->allowed_chunks;
 }
 
+/* Under the write lock: load the map if this is its first use (with or
+ * without the row lengths), then replay the changes since. */
+static zk_rc bring_up_to_date(ret_docmap *m, sqlite3 *db, const versions *v, int with_lengths, char *err)
+{
+    zk_rc rc = m->loaded ? ZK_OK : load_all(m, db, v->seq, with_lengths, err);
+    if (rc == ZK_OK) rc = replay(m, db, err);
+    if (rc == ZK_OK && v->max_doc > m->max_doc) m->max_doc = v->max_doc;
+    return rc;
+}
+
 zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t kb, int want_list,
                       ret_view *out, char *err)
 {
@@ -428,9 +438,7 @@ zk_rc ret_docmap_view(ret_docmap *m, sqlite3 *db, const ret_caller *c, int64_t k
         pthread_rwlock_unlock(&m->lock);
 
         pthread_rwlock_wrlock(&m->lock);
-        if (!m->loaded) rc = load_all(m, db, v.seq, 1, err);
-        if (rc == ZK_OK) rc = replay(m, db, err);
-        if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
+        rc = bring_up_to_date(m, db, &v, 1, err);
         allow_entry *e = NULL;
         if (rc == ZK_OK && !c->admin) {
             rc = update_entry(m, db, c, kb, &v, want_list, &e, err);
@@ -459,9 +467,7 @@ zk_rc ret_docmap_warm(ret_docmap *m, sqlite3 *db, char *err)
     zk_rc rc = read_versions(db, &v, err);
     if (rc != ZK_OK) return rc;
     pthread_rwlock_wrlock(&m->lock);
-    if (!m->loaded) rc = load_all(m, db, v.seq, 0, err);
-    if (rc == ZK_OK) rc = replay(m, db, err);
-    if (rc == ZK_OK && v.max_doc > m->max_doc) m->max_doc = v.max_doc;
+    rc = bring_up_to_date(m, db, &v, 0, err);
     pthread_rwlock_unlock(&m->lock);
     return rc;
 }

@@ -921,10 +921,10 @@ srv_req *srv_stream_req(srv_stream *st) { return &st->req; }
 static volatile sig_atomic_t got_signal;
 static void on_signal(int sig) { got_signal = sig; }
 
-/* The access map (chunk -> document -> readers, row lengths) loads on a
- * connection of its own while the vector indexes load and replay: both
- * take about half a second at a million chunks, and the first searches
- * would otherwise wait for the map. */
+/* The access map (chunk -> document -> readers) loads on a connection of
+ * its own while the vector indexes load and replay: each takes a few
+ * tenths of a second at a million chunks, and the first searches would
+ * otherwise wait for the map. Its row lengths follow after /readyz. */
 typedef struct {
     srv_ctx *s;
     zk_rc rc;
