@@ -1,9 +1,12 @@
 /* colidx.c — the column index (see colidx.h).
  *
- * Rows live in blocks of COLIDX_BLOCK_ROWS; a block holds dim columns of
- * BLOCK float16 values each (column d of the block at [d * BLOCK]), so a
- * search reads nnz(query) runs of 4 KB per block into an 8 KB accumulator
- * that stays in L1. Rows are dense: removing one moves the last row into
+ * Rows live in blocks; a block holds dim columns of `rows` float16 values
+ * each (column d of the block at [d * rows]), so a search reads nnz(query)
+ * runs of rows * 2 bytes per block into a block-sized accumulator. A block
+ * has COLIDX_BLOCK_ROWS rows in a small index and more in a large one
+ * (block_shift_for): each run is a stream the prefetchers must start
+ * anew, and at a million rows 4 KB runs left the scan waiting on memory
+ * (docs/PERFORMANCE.md). Rows are dense: removing one moves the last row into
  * its place, and an open-addressing map (linear probing, backward-shift
  * deletion) finds an id's row. Top k: a min-heap whose root is the bar a
  * row must pass; the accumulator is compared with it 8 rows at a time. */
@@ -23,17 +26,17 @@
 #define COLIDX_X86 1
 #endif
 
-#define BLOCK COLIDX_BLOCK_ROWS
 #define MAP_EMPTY (-1)
 #define RESCORE_AHEAD 8   /* candidates whose cells are requested ahead (pruned_scan) */
 #define PAYLOAD_MAGIC "ZKCOLS1"   /* with its NUL: 8 bytes */
 
 struct ret_colidx {
     int dim;
+    unsigned shift;         /* rows per block: 1 << shift */
     size_t n;               /* rows in use */
     size_t nblocks, capblocks;
     uint16_t **blocks;
-    int64_t *ids;           /* row -> id, nblocks * BLOCK entries */
+    int64_t *ids;           /* row -> id, capblocks << shift entries */
     int64_t *keys;          /* id -> row map */
     uint32_t *rows;
     size_t mcap, mcount;    /* mcap: power of two, or 0 */
@@ -49,11 +52,25 @@ struct ret_colidx {
  * (docs/PERFORMANCE.md). Other sizes get ordinary memory. */
 #define HUGE_PAGE ((size_t)2 << 20)
 
-static size_t block_bytes(int dim) { return (size_t)dim * BLOCK * sizeof(uint16_t); }
+static size_t block_rows(const ret_colidx *c) { return (size_t)1 << c->shift; }
+static size_t block_bytes(int dim, unsigned shift) { return (size_t)dim * sizeof(uint16_t) << shift; }
 
-static uint16_t *block_alloc(int dim, int zero)
+/* The block size for an index of n rows: COLIDX_BLOCK_ROWS while small
+ * (the last block is allocated whole, so a large block would waste memory
+ * on a small knowledge base), 16384 rows from 131,072 rows, 65536 from
+ * 524,288 — an index is always at least 8 blocks long. Pruned searches at
+ * 1.25M rows, one thread: p50 5.1-5.5 ms with 2048-row blocks, 3.7-4.2
+ * with 16384, 3.0-3.8 with 65536. */
+#define SHIFT_MIN 11
+#define SHIFT_MAX 16
+static unsigned block_shift_for(size_t n)
 {
-    size_t len = block_bytes(dim);
+    return n >= (size_t)8 << 16 ? 16 : n >= (size_t)8 << 14 ? 14 : SHIFT_MIN;
+}
+
+static uint16_t *block_alloc(int dim, unsigned shift, int zero)
+{
+    size_t len = block_bytes(dim, shift);
     if (len % HUGE_PAGE) return zero ? zk_calloc(1, len) : zk_malloc(len);
     void *p = zk_aligned_alloc(HUGE_PAGE, len);
     if (!p) return NULL;
@@ -163,7 +180,10 @@ ret_colidx *ret_colidx_new(int dim)
 {
     if (dim <= 0) return NULL;
     ret_colidx *c = zk_calloc(1, sizeof *c);
-    if (c) c->dim = dim;
+    if (c) {
+        c->dim = dim;
+        c->shift = SHIFT_MIN;
+    }
     return c;
 }
 
@@ -179,6 +199,7 @@ void ret_colidx_clear(ret_colidx *c)
     int dim = c->dim;
     memset(c, 0, sizeof *c);
     c->dim = dim;
+    c->shift = SHIFT_MIN;
 }
 
 void ret_colidx_free(ret_colidx *c)
@@ -199,32 +220,76 @@ void ret_colidx_ids(const ret_colidx *c, int64_t *out)
 
 static uint16_t *cell(const ret_colidx *c, size_t row, int d)
 {
-    return c->blocks[row / BLOCK] + (size_t)d * BLOCK + row % BLOCK;
+    return c->blocks[row >> c->shift] + ((size_t)d << c->shift) + (row & (block_rows(c) - 1));
+}
+
+/* Room for cap blocks of the current size. */
+static zk_rc reserve_blocks(ret_colidx *c, size_t want)
+{
+    if (want <= c->capblocks) return ZK_OK;
+    size_t cap = c->capblocks ? c->capblocks : 4;
+    while (cap < want) cap *= 2;
+    uint16_t **blocks = zk_realloc(c->blocks, cap * sizeof *blocks);
+    if (!blocks) return ZK_NOMEM;
+    c->blocks = blocks;
+    int64_t *ids = zk_realloc(c->ids, (cap << c->shift) * sizeof *ids);
+    if (!ids) return ZK_NOMEM;
+    c->ids = ids;
+    c->capblocks = cap;
+    return ZK_OK;
+}
+
+/* Move every row into blocks of 1 << shift rows (larger than now), with
+ * room for one more row. Leaves c as it was when memory runs out. */
+static zk_rc relayout(ret_colidx *c, unsigned shift)
+{
+    size_t rows = (size_t)1 << shift, old = block_rows(c), nb = (c->n + rows) / rows, cap = 4;
+    while (cap < nb) cap *= 2;
+    uint16_t **blocks = zk_calloc(cap, sizeof *blocks);
+    int64_t *ids = zk_malloc((cap << shift) * sizeof *ids);
+    int ok = blocks && ids;
+    for (size_t b = 0; ok && b < nb; b++) ok = (blocks[b] = block_alloc(c->dim, shift, 1)) != NULL;
+    if (!ok) {
+        for (size_t b = 0; blocks && b < nb; b++) zk_free(blocks[b]);
+        zk_free(blocks);
+        zk_free(ids);
+        return ZK_NOMEM;
+    }
+    /* an old block is a run of rows of one new block, column by column */
+    for (size_t b = 0; b < c->nblocks; b++) {
+        size_t first = b * old, m = ZK_MIN(old, c->n - first);
+        uint16_t *dst = blocks[first >> shift] + (first & (rows - 1));
+        for (size_t d = 0; d < (size_t)c->dim; d++)
+            memcpy(dst + (d << shift), c->blocks[b] + d * old, m * sizeof(uint16_t));
+        if (!mapped(c, c->blocks[b])) zk_free(c->blocks[b]);
+    }
+    if (c->n) memcpy(ids, c->ids, c->n * sizeof *ids);
+    zk_free(c->blocks);
+    zk_free(c->ids);
+    c->blocks = blocks;
+    c->ids = ids;
+    c->nblocks = nb;
+    c->capblocks = cap;
+    c->shift = shift;
+    return ZK_OK;
 }
 
 /* Room for one more row. */
 static zk_rc grow(ret_colidx *c)
 {
-    if (c->n < c->nblocks * BLOCK) return ZK_OK;
-    if (c->nblocks == c->capblocks) {
-        size_t cap = c->capblocks ? c->capblocks * 2 : 4;
-        uint16_t **blocks = zk_realloc(c->blocks, cap * sizeof *blocks);
-        if (!blocks) return ZK_NOMEM;
-        c->blocks = blocks;
-        int64_t *ids = zk_realloc(c->ids, cap * BLOCK * sizeof *ids);
-        if (!ids) return ZK_NOMEM;
-        c->ids = ids;
-        c->capblocks = cap;
-    }
+    if (c->n < c->nblocks << c->shift) return ZK_OK;
     if (c->n + 1 > UINT32_MAX) return ZK_TOOBIG;
+    unsigned shift = block_shift_for(c->n + 1);
+    if (shift > c->shift) return relayout(c, shift);
+    if (reserve_blocks(c, c->nblocks + 1) != ZK_OK) return ZK_NOMEM;
     /* zeroed: the unused tail of the last block is written to snapshots */
-    if (!(c->blocks[c->nblocks] = block_alloc(c->dim, 1))) return ZK_NOMEM;
+    if (!(c->blocks[c->nblocks] = block_alloc(c->dim, c->shift, 1))) return ZK_NOMEM;
     c->nblocks++;
     return ZK_OK;
 }
 
 /* Rows are written ADD_TILE at a time, column by column. A row's values lie
- * in dim columns BLOCK * 2 bytes apart, a page each: written row by row, an
+ * in dim columns a block's rows * 2 bytes apart, a page or more each: written row by row, an
  * add touched dim pages per row, and at a million rows it took a third of
  * the CPU of the thread that replays a bulk load into the index. A tile
  * writes each column's run of consecutive rows in one go. */
@@ -256,7 +321,7 @@ zk_rc ret_colidx_add(ret_colidx *c, size_t n, const int64_t *ids, const float *v
         /* the rows placed so far get their values, even if the next failed */
         zk_floats_to_halves(vecs + t * dim, half, m * dim);
         for (size_t a = 0, b; a < m; a = b) {
-            for (b = a + 1; b < m && row[b] == row[b - 1] + 1 && row[b] % BLOCK; b++) {}
+            for (b = a + 1; b < m && row[b] == row[b - 1] + 1 && (row[b] & (block_rows(c) - 1)); b++) {}
             for (size_t d = 0; d < dim; d++) {
                 uint16_t *dst = cell(c, row[a], (int)d);
                 const uint16_t *src = half + a * dim + d;
@@ -283,7 +348,7 @@ void ret_colidx_remove(ret_colidx *c, size_t n, const int64_t *ids)
             map_put(c, c->ids[row], (uint32_t)row);
         }
         c->n--;
-        if (c->nblocks && c->n <= (c->nblocks - 1) * BLOCK) {
+        if (c->nblocks && c->n <= (c->nblocks - 1) << c->shift) {
             uint16_t *b = c->blocks[--c->nblocks];
             if (!mapped(c, b)) zk_free(b);
         }
@@ -303,11 +368,12 @@ static int allowed(const uint8_t *bitmap, size_t len, const int64_t *ids, size_t
 }
 
 /* acc[0..m) = sum over j of w[j] * column dims[j] of block blk */
-static void accumulate_scalar(const uint16_t *blk, const int *dims, const float *w, int nnz, size_t m, float *acc)
+static void accumulate_scalar(const uint16_t *blk, size_t stride, const int *dims, const float *w, int nnz, size_t m,
+                              float *acc)
 {
     memset(acc, 0, m * sizeof *acc);
     for (int j = 0; j < nnz; j++) {
-        const uint16_t *col = blk + (size_t)dims[j] * BLOCK;
+        const uint16_t *col = blk + (size_t)dims[j] * stride;
         for (size_t i = 0; i < m; i++) acc[i] += w[j] * zk_half_to_float(col[i]);
     }
 }
@@ -329,15 +395,16 @@ static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const
 /* Four columns per pass over acc: the accumulator is loaded and stored once
  * for four products instead of once each (the scan is bound by those
  * loads and stores more than by memory: 1.6x faster at 1.25M rows). */
-__attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint16_t *blk, const int *dims,
-                                                                     const float *w, int nnz, size_t m, float *acc)
+__attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint16_t *blk, size_t stride,
+                                                                     const int *dims, const float *w, int nnz,
+                                                                     size_t m, float *acc)
 {
     size_t m8 = m & ~(size_t)7;
     int j = 0;
     memset(acc, 0, m * sizeof *acc);
     for (; j + 4 <= nnz; j += 4) {
-        const uint16_t *c0 = blk + (size_t)dims[j] * BLOCK, *c1 = blk + (size_t)dims[j + 1] * BLOCK;
-        const uint16_t *c2 = blk + (size_t)dims[j + 2] * BLOCK, *c3 = blk + (size_t)dims[j + 3] * BLOCK;
+        const uint16_t *c0 = blk + (size_t)dims[j] * stride, *c1 = blk + (size_t)dims[j + 1] * stride;
+        const uint16_t *c2 = blk + (size_t)dims[j + 2] * stride, *c3 = blk + (size_t)dims[j + 3] * stride;
         __m256 q0 = _mm256_set1_ps(w[j]), q1 = _mm256_set1_ps(w[j + 1]);
         __m256 q2 = _mm256_set1_ps(w[j + 2]), q3 = _mm256_set1_ps(w[j + 3]);
         for (size_t i = 0; i < m8; i += 8) {
@@ -353,7 +420,7 @@ __attribute__((target("avx2,fma,f16c"))) static void accumulate_avx2(const uint1
                       w[j + 2] * zk_half_to_float(c2[i]) + w[j + 3] * zk_half_to_float(c3[i]);
     }
     for (; j < nnz; j++) {
-        const uint16_t *col = blk + (size_t)dims[j] * BLOCK;
+        const uint16_t *col = blk + (size_t)dims[j] * stride;
         __m256 q = _mm256_set1_ps(w[j]);
         for (size_t i = 0; i < m8; i += 8) _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(q, F16X8(col, i), _mm256_loadu_ps(acc + i)));
         for (size_t i = m8; i < m; i++) acc[i] += w[j] * zk_half_to_float(col[i]);
@@ -394,19 +461,19 @@ static int nonzero(const float *q, int dim, int *dims, float *w)
 
 /* Score m consecutive rows starting at column offset blk (a block plus a
  * row offset) and offer those that pass the bitmap to the heap. */
-static void score_rows(int simd, const uint16_t *blk, const int *dims, const float *w, int nnz, size_t m,
+static void score_rows(int simd, const uint16_t *blk, size_t stride, const int *dims, const float *w, int nnz, size_t m,
                        float *acc, const int64_t *ids, const uint8_t *bitmap, size_t blen, int64_t rowbase,
                        ret_topk *h)
 {
 #ifdef COLIDX_X86
     if (simd) {
-        accumulate_avx2(blk, dims, w, nnz, m, acc);
+        accumulate_avx2(blk, stride, dims, w, nnz, m, acc);
         collect_avx2(acc, m, ids, bitmap, blen, rowbase, h);
         return;
     }
 #endif
     (void)simd;
-    accumulate_scalar(blk, dims, w, nnz, m, acc);
+    accumulate_scalar(blk, stride, dims, w, nnz, m, acc);
     collect_scalar(acc, m, ids, bitmap, blen, rowbase, h);
 }
 
@@ -428,7 +495,7 @@ static zk_rc scan_init(scan *sc, const ret_colidx *c, const float *query, int k,
 {
     sc->dims = zk_malloc((size_t)c->dim * sizeof *sc->dims);
     sc->w = zk_malloc((size_t)c->dim * sizeof *sc->w);
-    sc->acc = zk_malloc(BLOCK * sizeof *sc->acc);
+    sc->acc = zk_malloc(block_rows(c) * sizeof *sc->acc);
     sc->hs = zk_malloc((size_t)k * sizeof *sc->hs);
     if (!sc->dims || !sc->w || !sc->acc || !sc->hs) return zk_fail(err, ZK_NOMEM, "column index search: out of memory");
     sc->nnz = nonzero(query, c->dim, sc->dims, sc->w);
@@ -487,9 +554,10 @@ static size_t run_units(scanjob *j, float *acc, ret_topk *h)
     for (size_t done = 0;; done++) {
         size_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (u >= j->nunits) return done;
-        size_t first = j->run_first ? j->run_first[u] : u * BLOCK;
-        size_t m = j->run_first ? j->run_len[u] : (c->n - first < BLOCK ? c->n - first : BLOCK);
-        score_rows(j->sc->simd, block_at(c, first / BLOCK) + first % BLOCK, j->sc->dims, j->sc->w, j->nnz, m, acc,
+        size_t rows = block_rows(c), first = j->run_first ? j->run_first[u] : u * rows;
+        size_t m = j->run_first ? j->run_len[u] : ZK_MIN(c->n - first, rows);
+        score_rows(j->sc->simd, block_at(c, first >> c->shift) + (first & (rows - 1)), rows, j->sc->dims, j->sc->w,
+                   j->nnz, m, acc,
                    c->ids + first, j->bitmap, j->blen, j->by_row ? (int64_t)first : -1, h);
     }
 }
@@ -532,11 +600,12 @@ size_t ret_colidx_team_help(ret_colidx_team *t)
     size_t units = 0;
     /* scratch kept across offers, allocated with the lock released; the
      * job stays valid while this helper counts as active */
-    float *acc = zk_malloc(BLOCK * sizeof *acc), *hs = NULL;
+    float *acc = NULL, *hs = NULL;
     int64_t *hid = NULL;
     int hcap = 0;
+    size_t acap = 0;
     pthread_mutex_lock(&t->mu);
-    while (acc) {
+    for (;;) {
         while (!t->closed && (!t->job || t->offers == seen)) pthread_cond_wait(&t->cv, &t->mu);
         if (t->closed) break;
         scanjob *j = t->job;
@@ -551,8 +620,13 @@ size_t ret_colidx_team_help(ret_colidx_team *t)
             hid = zk_malloc((size_t)cap * sizeof *hid);
             hcap = hs && hid ? cap : 0;
         }
+        if (block_rows(j->c) > acap) {
+            zk_free(acc);
+            acc = zk_malloc(block_rows(j->c) * sizeof *acc);
+            acap = acc ? block_rows(j->c) : 0;
+        }
         ret_topk mine = {hid, hs, 0, cap};
-        if (hcap) units += run_units(j, acc, &mine);
+        if (hcap && acap) units += run_units(j, acc, &mine);
         pthread_mutex_lock(&t->mu);
         for (int i = 0; i < mine.n; i++) ret_topk_push(j->extra, hid[i], hs[i]);
         t->active--;
@@ -648,13 +722,13 @@ static zk_rc pruned_scan(const ret_colidx *c, scan *sc, int top, int ncand, cons
     for (int i = 0; i < first.n; i++) {
         if (i + RESCORE_AHEAD < first.n) {
             size_t ahead = (size_t)crow[i + RESCORE_AHEAD];
-            const uint16_t *nb = block_at(c, ahead / BLOCK) + ahead % BLOCK;
-            for (int j = 0; j < sc->nnz; j++) __builtin_prefetch(nb + (size_t)sc->dims[j] * BLOCK);
+            const uint16_t *nb = block_at(c, ahead >> c->shift) + (ahead & (block_rows(c) - 1));
+            for (int j = 0; j < sc->nnz; j++) __builtin_prefetch(nb + ((size_t)sc->dims[j] << c->shift));
         }
         size_t row = (size_t)crow[i];
-        const uint16_t *blk = block_at(c, row / BLOCK) + row % BLOCK;
+        const uint16_t *blk = block_at(c, row >> c->shift) + (row & (block_rows(c) - 1));
         float s = 0;
-        for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] * BLOCK]);
+        for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] << c->shift]);
         ret_topk_push(h, c->ids[row], s);
     }
 out:
@@ -717,7 +791,7 @@ zk_rc ret_colidx_search_ids(const ret_colidx *c, const float *query, int k, cons
          * than the row it was read from) */
         for (size_t i = 0; i < nr;) {
             size_t j = i + 1, first = rows[i];
-            while (j < nr && rows[j] <= rows[j - 1] + 1 && rows[j] / BLOCK == first / BLOCK) j++;
+            while (j < nr && rows[j] <= rows[j - 1] + 1 && rows[j] >> c->shift == first >> c->shift) j++;
             lens[nruns] = rows[j - 1] + 1 - (uint32_t)first;   /* duplicates collapse into the run */
             rows[nruns++] = (uint32_t)first;
             i = j;
@@ -745,7 +819,7 @@ zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err)
     unsigned char hdr[PAYLOAD_HDR];
     memcpy(hdr, PAYLOAD_MAGIC, 8);
     le32(hdr + 8, (uint32_t)c->dim);
-    le32(hdr + 12, BLOCK);
+    le32(hdr + 12, (uint32_t)block_rows(c));
     le64(hdr + 16, (uint64_t)c->n);
     int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr;
     for (size_t i = 0; ok && i < c->n; i++) {
@@ -754,7 +828,7 @@ zk_rc ret_colidx_write(const ret_colidx *c, FILE *f, char *err)
         ok = fwrite(b, 1, 8, f) == 8;
     }
     /* float16 cells as stored: little-endian on every machine zhiku runs on */
-    size_t len = block_bytes(c->dim);
+    size_t len = block_bytes(c->dim, c->shift);
     for (size_t b = 0; ok && b < c->nblocks; b++) ok = fwrite(c->blocks[b], 1, len, f) == len;
     return ok ? ZK_OK : zk_fail(err, ZK_IO, "column index: write failed");
 }
@@ -768,15 +842,24 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
     if (len < PAYLOAD_HDR || memcmp(p, PAYLOAD_MAGIC, 8) != 0)
         return zk_fail(err, ZK_CORRUPT, "column index: bad payload header");
     uint64_t n = rd64(p + 16);
-    if ((int)rd32(p + 8) != dim || rd32(p + 12) != BLOCK || n > UINT32_MAX)
-        return zk_fail(err, ZK_CORRUPT, "column index: dimension %u, block %u, %llu rows", rd32(p + 8),
-                       rd32(p + 12), (unsigned long long)n);
-    size_t nblocks = (size_t)((n + BLOCK - 1) / BLOCK), bb = block_bytes(dim);
+    uint32_t rows = rd32(p + 12);
+    unsigned shift = SHIFT_MIN;
+    while (shift < SHIFT_MAX && (uint32_t)1 << shift < rows) shift++;
+    if ((int)rd32(p + 8) != dim || rows != (uint32_t)1 << shift || n > UINT32_MAX)
+        return zk_fail(err, ZK_CORRUPT, "column index: dimension %u, block %u, %llu rows", rd32(p + 8), rows,
+                       (unsigned long long)n);
+    /* blocks too small for the index's size (written before blocks grew
+     * with it): rebuilt once, in the layout that scans faster */
+    if (shift < block_shift_for((size_t)n))
+        return zk_fail(err, ZK_CORRUPT, "column index: %u-row blocks for %llu rows, %u wanted", rows,
+                       (unsigned long long)n, 1u << block_shift_for((size_t)n));
+    size_t nblocks = (size_t)((n + rows - 1) >> shift), bb = block_bytes(dim, shift);
     if ((len - PAYLOAD_HDR) / 8 < n || len != PAYLOAD_HDR + n * 8 + nblocks * bb)
         return zk_fail(err, ZK_CORRUPT, "column index: payload of %zu bytes for %llu rows", len,
                        (unsigned long long)n);
     ret_colidx *c = ret_colidx_new(dim);
     if (!c) goto nomem;
+    c->shift = shift;
     c->map = map;   /* from here on freeing c unmaps it */
     c->map_len = map_len;
     *took_map = map != NULL;
@@ -784,7 +867,7 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
     const unsigned char *q = p + PAYLOAD_HDR;
     size_t cap = 4;
     while (cap < nblocks) cap *= 2;
-    if (!(c->blocks = zk_calloc(cap, sizeof *c->blocks)) || !(c->ids = zk_malloc(cap * BLOCK * sizeof *c->ids)))
+    if (!(c->blocks = zk_calloc(cap, sizeof *c->blocks)) || !(c->ids = zk_malloc((cap << shift) * sizeof *c->ids)))
         goto nomem;
     c->capblocks = cap;
     for (size_t i = 0; i < n; i++, q += 8) {
@@ -800,7 +883,7 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
         if (map) {
             c->blocks[b] = (uint16_t *)(map + (q - (const unsigned char *)map));
         } else {
-            if (!(c->blocks[b] = block_alloc(dim, 0))) goto nomem;
+            if (!(c->blocks[b] = block_alloc(dim, shift, 0))) goto nomem;
             memcpy(c->blocks[b], q, bb);
         }
         c->nblocks = b + 1;
@@ -848,11 +931,11 @@ static int huge_pages_on(void)
 
 size_t ret_colidx_promote(ret_colidx *c, size_t max_blocks)
 {
-    size_t moved = 0, len = block_bytes(c->dim);
+    size_t moved = 0, len = block_bytes(c->dim, c->shift);
     if (len % HUGE_PAGE || !huge_pages_on()) return 0;   /* the copy would gain nothing */
     for (size_t b = 0; c->map && b < c->nblocks && moved < max_blocks; b++) {
         if (!mapped(c, c->blocks[b])) continue;
-        uint16_t *copy = block_alloc(c->dim, 0);
+        uint16_t *copy = block_alloc(c->dim, c->shift, 0);
         if (!copy) break;   /* out of memory: the rest stays mapped */
         memcpy(copy, c->blocks[b], len);
         __atomic_store_n(&c->blocks[b], copy, __ATOMIC_RELEASE);

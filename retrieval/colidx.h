@@ -6,7 +6,9 @@
  * on the eval sets at 512 dimensions: 26-31 nonzero for Chinese questions,
  * ~70 for English ones, ~33 for the scale benchmark's queries). An exact
  * score is a sum over the query's nonzero dimensions only, so vectors are
- * stored by column (float16), in blocks of COLIDX_BLOCK_ROWS rows: a
+ * stored by column (float16), in blocks of rows (COLIDX_BLOCK_ROWS in a
+ * small index; 16384 from 131,072 rows and 65536 from 524,288, rows moved
+ * into the larger blocks as the index grows past those sizes): a
  * search streams nnz(query) columns of each block through a block-sized
  * accumulator and keeps the top k — exact results (recall 1 by
  * construction) at nnz/dim of a full scan's memory traffic. IVF on these
@@ -25,7 +27,7 @@
 
 #include "zk.h"
 
-#define COLIDX_BLOCK_ROWS 2048
+#define COLIDX_BLOCK_ROWS 2048   /* rows per block below 131,072 rows */
 
 typedef struct ret_colidx ret_colidx;
 

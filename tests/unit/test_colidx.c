@@ -4,7 +4,7 @@
  * replace, removals that move the last row, blocks given back; one add of
  * many rows equal to adding them one by one; the payload
  * round trip and corrupt payloads refused; blocks moved out of a mapped
- * snapshot while searches run. */
+ * snapshot while searches run; larger blocks as the index grows. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -434,6 +434,126 @@ static void test_payload_round_trip(void **state)
     free(ids);
 }
 
+/* An index that grows past 131,072 and 524,288 rows moves its rows into
+ * larger blocks (16384 and 65536 rows): after each batch of adds, exact,
+ * pruned, team and id-list searches match brute force; removals work in
+ * the new layout; its snapshot reads back (and searches the same), while
+ * a snapshot whose blocks are too small for its rows is refused, so the
+ * index is rebuilt in the faster layout once. */
+enum { GDIM = 4, GROWS = 540000, GBATCH = 45000, GK = 10 };
+
+static int brute_small(const float *vecs, const int64_t *ids, size_t n, const float *q, int k, pair *out)
+{
+    pair *all = malloc(n * sizeof *all);
+    for (size_t i = 0; i < n; i++) {
+        float s = 0;
+        for (int d = 0; d < GDIM; d++) s += q[d] * zk_half_to_float(zk_float_to_half(vecs[i * GDIM + d]));
+        all[i] = (pair){ids[i], s};
+    }
+    qsort(all, n, sizeof *all, by_score);
+    int m = (int)ZK_MIN(n, (size_t)k);
+    memcpy(out, all, (size_t)m * sizeof *out);
+    free(all);
+    return m;
+}
+
+static void search_small(const ret_colidx *c, ret_colidx_team *team, const float *vecs, const int64_t *ids,
+                         size_t n)
+{
+    char err[ZK_ERRLEN];
+    for (int t = 0; t < 4; t++) {
+        float q[GDIM];
+        for (int d = 0; d < GDIM; d++) q[d] = (float)(rnd() * 2 - 1);
+        pair want[GK];
+        int64_t got[GK];
+        float sc[GK];
+        int ng, nw = brute_small(vecs, ids, n, q, GK, want);
+        assert_int_equal(ret_colidx_search(c, q, GK, NULL, 0, got, sc, &ng, err), ZK_OK);
+        same(want, nw, got, sc, ng);
+        assert_int_equal(ret_colidx_search_pruned(c, q, GK, 0, 0, NULL, 0, team, got, sc, &ng, err), ZK_OK);
+        same(want, nw, got, sc, ng);
+        /* pruned on 2 of 4 dimensions: approximate, yet it finds some */
+        assert_int_equal(ret_colidx_search_pruned(c, q, GK, 2, 16 * GK, NULL, 0, team, got, sc, &ng, err), ZK_OK);
+        assert_int_equal(ng, GK);
+    }
+    /* an id list spanning the whole index, in runs */
+    size_t nl = 0;
+    int64_t *list = malloc(n * sizeof *list);
+    float *sv = malloc(n * GDIM * sizeof *sv);
+    for (size_t i = 0; i < n; i += 3000)
+        for (size_t r = i; r < ZK_MIN(n, i + 700); r++) {
+            memcpy(sv + nl * GDIM, vecs + r * GDIM, GDIM * sizeof *sv);
+            list[nl++] = ids[r];
+        }
+    float q[GDIM] = {0.5f, -0.25f, 1.0f, 0.125f};
+    pair want[GK];
+    int64_t got[GK];
+    float sc[GK];
+    int ng, nw = brute_small(sv, list, nl, q, GK, want);
+    assert_int_equal(ret_colidx_search_ids(c, q, GK, list, nl, team, got, sc, &ng, err), ZK_OK);
+    same(want, nw, got, sc, ng);
+    free(list);
+    free(sv);
+}
+
+static void test_blocks_grow_with_the_index(void **state)
+{
+    (void)state;
+    char err[ZK_ERRLEN];
+    float *vecs = malloc((size_t)GROWS * GDIM * sizeof *vecs);
+    int64_t *ids = malloc((size_t)GROWS * sizeof *ids);
+    for (size_t i = 0; i < GROWS; i++) {
+        for (int d = 0; d < GDIM; d++) vecs[i * GDIM + d] = (float)(rnd() * 2 - 1);
+        ids[i] = (int64_t)(i * 2 + 7);
+    }
+    ret_colidx *c = ret_colidx_new(GDIM);
+    ret_colidx_team *team = ret_colidx_team_new();
+    helper_arg arg = {team, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, helper, &arg), 0);
+    size_t n = 0;
+    for (; n < GROWS; n += GBATCH) {
+        assert_int_equal(ret_colidx_add(c, GBATCH, ids + n, vecs + n * GDIM, err), ZK_OK);
+        assert_int_equal(ret_colidx_count(c), n + GBATCH);
+        if ((n / GBATCH) % 3 == 2) search_small(c, team, vecs, ids, n + GBATCH);
+    }
+    search_small(c, team, vecs, ids, GROWS);
+    /* removals in the large layout: the last rows move into the holes */
+    int64_t gone[3] = {ids[0], ids[70000], ids[GROWS - 2]};
+    ret_colidx_remove(c, 3, gone);
+    assert_int_equal(ret_colidx_count(c), GROWS - 3);
+    assert_false(ret_colidx_has(c, ids[70000]));
+    assert_true(ret_colidx_has(c, ids[GROWS - 1]));
+    memcpy(vecs, vecs + (GROWS - 1) * GDIM, GDIM * sizeof *vecs);   /* mirror: the last row fills the holes */
+    ids[0] = ids[GROWS - 1];
+    memcpy(vecs + 70000 * GDIM, vecs + (GROWS - 3) * GDIM, GDIM * sizeof *vecs);
+    ids[70000] = ids[GROWS - 3];
+    search_small(c, team, vecs, ids, GROWS - 3);
+
+    size_t len;
+    char *buf = snapshot(c, &len);
+    assert_int_equal(buf[12] | buf[13] << 8 | buf[14] << 16, 65536);   /* block rows in the header */
+    ret_colidx *d = NULL;
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, GDIM, &d, err), ZK_OK);
+    search_small(d, team, vecs, ids, GROWS - 3);
+    ret_colidx_free(d);
+    d = NULL;
+    buf[12] = 0;   /* claims 2048-row blocks: too small for its rows */
+    buf[13] = 8;
+    buf[14] = 0;
+    assert_int_equal(ret_colidx_read((const unsigned char *)buf, len, GDIM, &d, err), ZK_CORRUPT);
+    assert_null(d);
+    assert_non_null(strstr(err, "2048-row blocks"));
+    free(buf);
+
+    ret_colidx_team_close(team);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    ret_colidx_team_free(team);
+    ret_colidx_free(c);
+    free(vecs);
+    free(ids);
+}
+
 /* An index read in place from its mapped snapshot moves its blocks into
  * memory of its own (512 dimensions: 2 MB blocks, the huge-page case)
  * while another thread keeps searching — every search returns the same ids
@@ -543,6 +663,7 @@ int main(void)
         cmocka_unit_test(test_batch_add_equals_row_by_row),
         cmocka_unit_test(test_payload_round_trip),
         cmocka_unit_test(test_promote_from_mapping),
+        cmocka_unit_test(test_blocks_grow_with_the_index),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
