@@ -1,7 +1,7 @@
 /* test_store.c — the store and hybrid search: migrations, atomic document
  * writes (insert, unchanged, replace, delete), the change log and the vector
  * index replay, the access map loaded ahead, the model-mismatch guard, the
- * FTS query builder and RRF. */
+ * FTS query builder and RRF; concurrent searches. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -330,6 +330,85 @@ static void test_rrf_fusion(void **state)
     ret_hits_free(h, n);
 }
 
+/* Searches from several threads at once, each on its own connection (and
+ * each with its scan helper: more threads than this machine's cores),
+ * return exactly the hits each query returns alone. */
+enum { CQ = 6, CTHREADS = 6, CROUNDS = 15 };
+static const char *cqueries[CQ] = {"zebra herds", "river crossing at dawn", "lions and zebra",
+                                   "dry season grass", "migration", "crocodiles wait"};
+
+typedef struct {
+    const char *dir;
+    llm_embedder *emb;
+    ret_hit *want[CQ];
+    size_t nwant[CQ];
+    int bad;
+} searchers_arg;
+
+static int same_hits(const ret_hit *a, size_t na, const ret_hit *b, size_t nb)
+{
+    if (na != nb) return 0;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].chunk_id != b[i].chunk_id || a[i].score != b[i].score || a[i].vector_rank != b[i].vector_rank)
+            return 0;
+    return 1;
+}
+
+static void *searcher(void *p)
+{
+    searchers_arg *a = p;
+    char err[ZK_ERRLEN];
+    ret_store *s;
+    if (ret_store_open(a->dir, 0, &s, err) != ZK_OK) {
+        __atomic_add_fetch(&a->bad, 1, __ATOMIC_SEQ_CST);
+        return NULL;
+    }
+    ret_search_opts o;
+    ret_search_opts_init(&o, NULL);
+    o.caller = &admin_caller;
+    for (int r = 0; r < CROUNDS; r++)
+        for (int q = 0; q < CQ; q++) {
+            ret_hit *h;
+            size_t n;
+            if (ret_search(s, a->emb, cqueries[q], &o, &h, &n, err) != ZK_OK ||
+                !same_hits(a->want[q], a->nwant[q], h, n))
+                __atomic_add_fetch(&a->bad, 1, __ATOMIC_SEQ_CST);
+            else
+                ret_hits_free(h, n);
+        }
+    ret_store_close(s);
+    return NULL;
+}
+
+static void test_concurrent_searches_agree(void **state)
+{
+    fixture *f = *state;
+    ret_put_status st;
+    const char *words[] = {"zebra", "herds", "river", "crossing", "dawn", "lions", "dry", "season",
+                           "grass", "migration", "crocodiles", "wait", "savanna", "rain"};
+    char id[32], text[8][128];
+    const char *texts[8];
+    for (int d = 0; d < 40; d++) {
+        for (int c = 0; c < 8; c++) {
+            snprintf(text[c], sizeof text[c], "%s %s %s the %s of %s", words[(d + c) % 14], words[(d * 3 + c) % 14],
+                     words[(d * 5 + 2 * c) % 14], words[(d + 7 * c) % 14], words[(d * 11 + c) % 14]);
+            texts[c] = text[c];
+        }
+        snprintf(id, sizeof id, "doc%d", d);
+        assert_int_equal(put(f, id, id, texts, 8, &st), ZK_OK);
+    }
+    searchers_arg a = {.dir = f->dir, .emb = f->emb};
+    for (int q = 0; q < CQ; q++) {
+        a.nwant[q] = search(f, cqueries[q], RET_MODE_HYBRID, &a.want[q]);
+        assert_true(a.nwant[q] > 0);
+    }
+    pthread_t th[CTHREADS];
+    for (int i = 0; i < CTHREADS; i++) assert_int_equal(pthread_create(&th[i], NULL, searcher, &a), 0);
+    for (int i = 0; i < CTHREADS; i++) pthread_join(th[i], NULL);
+    assert_int_equal(a.bad, 0);
+    for (int q = 0; q < CQ; q++) ret_hits_free(a.want[q], a.nwant[q]);
+}
+
 /* Two writers on one database (the server's connections, a CLI ingest):
  * a delete that reads before it writes must wait for the other writer, not
  * fail with "database is locked" when the other commits in between (the
@@ -398,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_fts_query_builder),
         cmocka_unit_test_setup_teardown(test_rrf_fusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_searches_agree, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
