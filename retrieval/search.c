@@ -500,7 +500,9 @@ static zk_rc view_vector_search(ret_vindex *vi, ret_colidx_team *team, const ret
     if (view->chunks || view->allowed_chunks == 0)
         return ret_vindex_search_allowed_team(vi, team, q, k, view->chunks, view->nchunks, ids, scores, got, err);
     zk_rc rc = ZK_OK;
-    int want = view->admin ? k : k + k / 2 + 8;
+    /* a caller who may read every chunk of the kb loses none to the
+     * filter: k is enough (asking more costs a pruned scan more rescoring) */
+    int want = view->admin || view->allowed_chunks >= view->kb_chunks ? k : k + k / 2 + 8;
     int64_t *wi = NULL;
     float *ws = NULL;
     *got = 0;

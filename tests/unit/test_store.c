@@ -15,6 +15,9 @@
 
 #include "retrieval/store.h"
 #include "retrieval/search.h"
+#include "retrieval/acl.h"
+#include "retrieval/principal.h"
+#include "retrieval/vindex_int.h"
 #include "llm/embed.h"
 
 #define DIM 64
@@ -409,6 +412,62 @@ static void test_concurrent_searches_agree(void **state)
     for (int q = 0; q < CQ; q++) ret_hits_free(a.want[q], a.nwant[q]);
 }
 
+/* A user who may read every document gets the administrator's vector hits
+ * exactly: the filter drops nothing, so the search asks for k, as the
+ * administrator's does, not for the extra rows a partial reader needs —
+ * with a pruned column index, more rows asked means more candidates, so
+ * both the cost and the hits would differ. */
+static void test_full_reader_vector_hits_equal_admin(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], id[32], text[256];
+    int64_t everyone = 0, ann = 0;
+    assert_int_equal(ret_principal_parse(f->s, "everyone", &everyone, err), ZK_OK);
+    assert_int_equal(ret_user_add(f->s, "ann", NULL, 0, &ann, err), ZK_OK);
+    assert_int_equal(ret_kb_check_model(f->s, 1, llm_embedder_model(f->emb), DIM, err), ZK_OK);
+    const char *words[] = {"delta", "basin", "silt", "levee", "flood", "tide", "marsh", "reed", "heron", "dune"};
+    for (int d = 0; d < 200; d++) {
+        snprintf(text, sizeof text, "%s %s %s %s and %s", words[d % 10], words[(d * 7 + 3) % 10], words[(d / 10) % 10],
+                 words[(d * 3 + 1) % 10], words[(d / 3) % 10]);
+        snprintf(id, sizeof id, "r%d", d);
+        const char *t = text;
+        size_t len = strlen(text);
+        float vec[DIM];
+        assert_int_equal(llm_embed(f->emb, 1, &t, &len, vec, err), ZK_OK);
+        ret_chunk_in c = {text, len, "", 0, 0, 0, (int64_t)len};
+        ret_doc_in doc = {.ext_id = id, .title = id, .sha256 = id, .format = "txt", .acl = &everyone, .nacl = 1};
+        ret_put_status st;
+        assert_int_equal(ret_doc_put(f->s, 1, &doc, &c, 1, vec, DIM, &st, NULL, err), ZK_OK);
+    }
+    /* a crude pruned scan: 2 dimensions, as many candidates as rows asked */
+    ret_vindex *vi;
+    assert_int_equal(ret_store_vindex(f->s, 1, &vi, err), ZK_OK);
+    ret__vindex_tuning t = {.cols_prune_rows = 1, .cols_prune_top = 2, .cols_prune_cand_per_k = 1,
+                            .cols_prune_cand_min = 1};
+    ret__vindex_tune(vi, &t);
+    ret_caller user;
+    assert_int_equal(ret_caller_user(f->s, "ann", &user, err), ZK_OK);
+    ret_search_opts o;
+    ret_search_opts_init(&o, NULL);
+    o.mode = RET_MODE_VECTOR;
+    o.vector_k = 12;
+    o.top_k = 12;
+    const char *qs[] = {"delta silt flood marsh heron", "tide reed dune basin", "levee heron delta tide silt reed"};
+    for (int q = 0; q < 3; q++) {
+        ret_hit *a, *b;
+        size_t na, nb;
+        o.caller = &admin_caller;
+        assert_int_equal(ret_search(f->s, f->emb, qs[q], &o, &a, &na, err), ZK_OK);
+        o.caller = &user;
+        assert_int_equal(ret_search(f->s, f->emb, qs[q], &o, &b, &nb, err), ZK_OK);
+        assert_true(na > 0);
+        assert_true(same_hits(a, na, b, nb));
+        ret_hits_free(a, na);
+        ret_hits_free(b, nb);
+    }
+    ret_caller_free(&user);
+}
+
 /* Two writers on one database (the server's connections, a CLI ingest):
  * a delete that reads before it writes must wait for the other writer, not
  * fail with "database is locked" when the other commits in between (the
@@ -478,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rrf_fusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_writers_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_searches_agree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_reader_vector_hits_equal_admin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
