@@ -28,6 +28,7 @@
 
 #define MAP_EMPTY (-1)
 #define RESCORE_AHEAD 8   /* candidates whose cells are requested ahead (pruned_scan) */
+#define RESCORE_UNIT 64   /* candidates a thread claims at a time */
 #define PAYLOAD_MAGIC "ZKCOLS1"   /* with its NUL: 8 bytes */
 
 struct ret_colidx {
@@ -533,6 +534,8 @@ typedef struct {
     const uint8_t *bitmap;
     size_t blen;
     const uint32_t *run_first, *run_len;   /* NULL: the units are the blocks */
+    const int64_t *cand;    /* non-NULL: the units are RESCORE_UNIT of these rows, rescored */
+    size_t ncand;
     size_t nunits;
     atomic_size_t next;
     ret_topk *extra;
@@ -547,6 +550,28 @@ struct ret_colidx_team {
     int closed;
 };
 
+/* Exact scores of n candidate rows into h. Rescoring reads nnz values of
+ * each candidate, each in its own column's page: one cache miss apiece,
+ * ~15% of a scan's time when taken one after another. The cells of a
+ * candidate RESCORE_AHEAD places on are requested first, so the misses
+ * overlap. */
+static void rescore(const ret_colidx *c, const scan *sc, const int64_t *rows, size_t n, ret_topk *h)
+{
+    size_t mask = block_rows(c) - 1;
+    for (size_t i = 0; i < n; i++) {
+        if (i + RESCORE_AHEAD < n) {
+            size_t ahead = (size_t)rows[i + RESCORE_AHEAD];
+            const uint16_t *nb = block_at(c, ahead >> c->shift) + (ahead & mask);
+            for (int j = 0; j < sc->nnz; j++) __builtin_prefetch(nb + ((size_t)sc->dims[j] << c->shift));
+        }
+        size_t row = (size_t)rows[i];
+        const uint16_t *blk = block_at(c, row >> c->shift) + (row & mask);
+        float s = 0;
+        for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] << c->shift]);
+        ret_topk_push(h, c->ids[row], s);
+    }
+}
+
 /* Claims and scores units until none are left; returns how many. */
 static size_t run_units(scanjob *j, float *acc, ret_topk *h)
 {
@@ -554,6 +579,10 @@ static size_t run_units(scanjob *j, float *acc, ret_topk *h)
     for (size_t done = 0;; done++) {
         size_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (u >= j->nunits) return done;
+        if (j->cand) {
+            rescore(c, j->sc, j->cand + u * RESCORE_UNIT, ZK_MIN(RESCORE_UNIT, j->ncand - u * RESCORE_UNIT), h);
+            continue;
+        }
         size_t rows = block_rows(c), first = j->run_first ? j->run_first[u] : u * rows;
         size_t m = j->run_first ? j->run_len[u] : ZK_MIN(c->n - first, rows);
         score_rows(j->sc->simd, block_at(c, first >> c->shift) + (first & (rows - 1)), rows, j->sc->dims, j->sc->w,
@@ -715,22 +744,11 @@ static zk_rc pruned_scan(const ret_colidx *c, scan *sc, int top, int ncand, cons
     }
     ret_topk first = {crow, cs, 0, ncand};
     if ((rc = scan_blocks(c, sc, top, bitmap, blen, 1, team, &first, err)) != ZK_OK) goto out;
-    /* Rescoring reads nnz values of each candidate, each in its own
-     * column's page: one cache miss apiece, ~15% of a scan's time when
-     * taken one after another. The cells of a candidate RESCORE_AHEAD
-     * places on are requested first, so the misses overlap. */
-    for (int i = 0; i < first.n; i++) {
-        if (i + RESCORE_AHEAD < first.n) {
-            size_t ahead = (size_t)crow[i + RESCORE_AHEAD];
-            const uint16_t *nb = block_at(c, ahead >> c->shift) + (ahead & (block_rows(c) - 1));
-            for (int j = 0; j < sc->nnz; j++) __builtin_prefetch(nb + ((size_t)sc->dims[j] << c->shift));
-        }
-        size_t row = (size_t)crow[i];
-        const uint16_t *blk = block_at(c, row >> c->shift) + (row & (block_rows(c) - 1));
-        float s = 0;
-        for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] << c->shift]);
-        ret_topk_push(h, c->ids[row], s);
-    }
+    /* the candidates, rescored exactly over all the query's dimensions,
+     * shared with the team like the first pass */
+    scanjob rj = {.c = c, .sc = sc, .nnz = sc->nnz, .cand = crow, .ncand = (size_t)first.n,
+                  .nunits = ((size_t)first.n + RESCORE_UNIT - 1) / RESCORE_UNIT};
+    rc = run_job(&rj, team, h, err);
 out:
     zk_free(dw);
     zk_free(cs);
