@@ -27,7 +27,7 @@
 #endif
 
 #define MAP_EMPTY (-1)
-#define RESCORE_AHEAD 8   /* candidates whose cells are requested ahead (pruned_scan) */
+#define RESCORE_AHEAD 8   /* candidates whose cells are requested ahead (rescore) */
 #define RESCORE_UNIT 64   /* candidates a thread claims at a time */
 #define PAYLOAD_MAGIC "ZKCOLS1"   /* with its NUL: 8 bytes */
 
