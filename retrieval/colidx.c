@@ -6,9 +6,9 @@
  * has COLIDX_BLOCK_ROWS rows in a small index and more in a large one
  * (block_shift_for): each run is a stream the prefetchers must start
  * anew, and at a million rows 4 KB runs left the scan waiting on memory
- * (docs/PERFORMANCE.md). Rows are dense: removing one moves the last row into
- * its place, and an open-addressing map (linear probing, backward-shift
- * deletion) finds an id's row. Top k: a min-heap whose root is the bar a
+ * (docs/PERFORMANCE.md). Rows are dense: removing one moves the last row
+ * into its place, and an open-addressing map (linear probing,
+ * backward-shift deletion) finds an id's row. Top k: a min-heap whose root is the bar a
  * row must pass; the accumulator is compared with it 8 rows at a time. */
 #include "retrieval/colidx.h"
 
@@ -54,6 +54,15 @@ struct ret_colidx {
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static size_t block_rows(const ret_colidx *c) { return (size_t)1 << c->shift; }
+/* row's place within its block */
+static size_t row_off(const ret_colidx *c, size_t row) { return row & (block_rows(c) - 1); }
+/* Entries of the block table for want blocks: a power of two, at least 4. */
+static size_t block_cap(size_t want)
+{
+    size_t cap = 4;
+    while (cap < want) cap *= 2;
+    return cap;
+}
 static size_t block_bytes(int dim, unsigned shift) { return (size_t)dim * sizeof(uint16_t) << shift; }
 
 /* The block size for an index of n rows: COLIDX_BLOCK_ROWS while small
@@ -221,15 +230,14 @@ void ret_colidx_ids(const ret_colidx *c, int64_t *out)
 
 static uint16_t *cell(const ret_colidx *c, size_t row, int d)
 {
-    return c->blocks[row >> c->shift] + ((size_t)d << c->shift) + (row & (block_rows(c) - 1));
+    return c->blocks[row >> c->shift] + ((size_t)d << c->shift) + row_off(c, row);
 }
 
 /* Room for cap blocks of the current size. */
 static zk_rc reserve_blocks(ret_colidx *c, size_t want)
 {
     if (want <= c->capblocks) return ZK_OK;
-    size_t cap = c->capblocks ? c->capblocks : 4;
-    while (cap < want) cap *= 2;
+    size_t cap = block_cap(want);
     uint16_t **blocks = zk_realloc(c->blocks, cap * sizeof *blocks);
     if (!blocks) return ZK_NOMEM;
     c->blocks = blocks;
@@ -244,8 +252,7 @@ static zk_rc reserve_blocks(ret_colidx *c, size_t want)
  * room for one more row. Leaves c as it was when memory runs out. */
 static zk_rc relayout(ret_colidx *c, unsigned shift)
 {
-    size_t rows = (size_t)1 << shift, old = block_rows(c), nb = (c->n + rows) / rows, cap = 4;
-    while (cap < nb) cap *= 2;
+    size_t rows = (size_t)1 << shift, old = block_rows(c), nb = (c->n + rows) / rows, cap = block_cap(nb);
     uint16_t **blocks = zk_calloc(cap, sizeof *blocks);
     int64_t *ids = zk_malloc((cap << shift) * sizeof *ids);
     int ok = blocks && ids;
@@ -290,10 +297,11 @@ static zk_rc grow(ret_colidx *c)
 }
 
 /* Rows are written ADD_TILE at a time, column by column. A row's values lie
- * in dim columns a block's rows * 2 bytes apart, a page or more each: written row by row, an
- * add touched dim pages per row, and at a million rows it took a third of
- * the CPU of the thread that replays a bulk load into the index. A tile
- * writes each column's run of consecutive rows in one go. */
+ * in dim columns a block's rows * 2 bytes apart, a page or more each:
+ * written row by row, an add touched dim pages per row, and at a million
+ * rows it took a third of the CPU of the thread that replays a bulk load
+ * into the index. A tile writes each column's run of consecutive rows in
+ * one go. */
 #define ADD_TILE 256
 
 zk_rc ret_colidx_add(ret_colidx *c, size_t n, const int64_t *ids, const float *vecs, char *err)
@@ -322,7 +330,7 @@ zk_rc ret_colidx_add(ret_colidx *c, size_t n, const int64_t *ids, const float *v
         /* the rows placed so far get their values, even if the next failed */
         zk_floats_to_halves(vecs + t * dim, half, m * dim);
         for (size_t a = 0, b; a < m; a = b) {
-            for (b = a + 1; b < m && row[b] == row[b - 1] + 1 && (row[b] & (block_rows(c) - 1)); b++) {}
+            for (b = a + 1; b < m && row[b] == row[b - 1] + 1 && row_off(c, row[b]); b++) {}
             for (size_t d = 0; d < dim; d++) {
                 uint16_t *dst = cell(c, row[a], (int)d);
                 const uint16_t *src = half + a * dim + d;
@@ -557,15 +565,14 @@ struct ret_colidx_team {
  * overlap. */
 static void rescore(const ret_colidx *c, const scan *sc, const int64_t *rows, size_t n, ret_topk *h)
 {
-    size_t mask = block_rows(c) - 1;
     for (size_t i = 0; i < n; i++) {
         if (i + RESCORE_AHEAD < n) {
             size_t ahead = (size_t)rows[i + RESCORE_AHEAD];
-            const uint16_t *nb = block_at(c, ahead >> c->shift) + (ahead & mask);
+            const uint16_t *nb = block_at(c, ahead >> c->shift) + row_off(c, ahead);
             for (int j = 0; j < sc->nnz; j++) __builtin_prefetch(nb + ((size_t)sc->dims[j] << c->shift));
         }
         size_t row = (size_t)rows[i];
-        const uint16_t *blk = block_at(c, row >> c->shift) + (row & mask);
+        const uint16_t *blk = block_at(c, row >> c->shift) + row_off(c, row);
         float s = 0;
         for (int j = 0; j < sc->nnz; j++) s += sc->w[j] * zk_half_to_float(blk[(size_t)sc->dims[j] << c->shift]);
         ret_topk_push(h, c->ids[row], s);
@@ -585,9 +592,8 @@ static size_t run_units(scanjob *j, float *acc, ret_topk *h)
         }
         size_t rows = block_rows(c), first = j->run_first ? j->run_first[u] : u * rows;
         size_t m = j->run_first ? j->run_len[u] : ZK_MIN(c->n - first, rows);
-        score_rows(j->sc->simd, block_at(c, first >> c->shift) + (first & (rows - 1)), rows, j->sc->dims, j->sc->w,
-                   j->nnz, m, acc,
-                   c->ids + first, j->bitmap, j->blen, j->by_row ? (int64_t)first : -1, h);
+        score_rows(j->sc->simd, block_at(c, first >> c->shift) + row_off(c, first), rows, j->sc->dims, j->sc->w,
+                   j->nnz, m, acc, c->ids + first, j->bitmap, j->blen, j->by_row ? (int64_t)first : -1, h);
     }
 }
 
@@ -883,8 +889,7 @@ static zk_rc read_payload(const unsigned char *p, size_t len, int dim, unsigned 
     *took_map = map != NULL;
     if (map_reserve(c, (size_t)n) != ZK_OK) goto nomem;
     const unsigned char *q = p + PAYLOAD_HDR;
-    size_t cap = 4;
-    while (cap < nblocks) cap *= 2;
+    size_t cap = block_cap(nblocks);
     if (!(c->blocks = zk_calloc(cap, sizeof *c->blocks)) || !(c->ids = zk_malloc((cap << shift) * sizeof *c->ids)))
         goto nomem;
     c->capblocks = cap;

@@ -48,16 +48,18 @@ static int by_score(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-static int brute(const float *vecs, const int64_t *ids, const int *live, size_t n, const float *q, int k,
-                 const uint8_t *bitmap, pair *out)
+/* The top k of n vectors of dim values (rows with live[i] == 0 and, with a
+ * bitmap, ids it does not mark left out; live may be NULL). */
+static int brute_dim(int dim, const float *vecs, const int64_t *ids, const int *live, size_t n, const float *q, int k,
+                     const uint8_t *bitmap, pair *out)
 {
     pair *all = malloc(n * sizeof *all);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!live[i]) continue;
+        if (live && !live[i]) continue;
         if (bitmap && !(bitmap[ids[i] >> 3] >> (ids[i] & 7) & 1)) continue;
         float s = 0;
-        for (int d = 0; d < DIM; d++) s += q[d] * zk_half_to_float(zk_float_to_half(vecs[i * DIM + d]));
+        for (int d = 0; d < dim; d++) s += q[d] * zk_half_to_float(zk_float_to_half(vecs[i * (size_t)dim + d]));
         all[m++] = (pair){ids[i], s};
     }
     qsort(all, m, sizeof *all, by_score);
@@ -65,6 +67,12 @@ static int brute(const float *vecs, const int64_t *ids, const int *live, size_t 
     memcpy(out, all, (size_t)r * sizeof *out);
     free(all);
     return r;
+}
+
+static int brute(const float *vecs, const int64_t *ids, const int *live, size_t n, const float *q, int k,
+                 const uint8_t *bitmap, pair *out)
+{
+    return brute_dim(DIM, vecs, ids, live, n, q, k, bitmap, out);
 }
 
 /* The same scores in the same order (up to summation order) and the same
@@ -442,21 +450,6 @@ static void test_payload_round_trip(void **state)
  * index is rebuilt in the faster layout once. */
 enum { GDIM = 4, GROWS = 540000, GBATCH = 45000, GK = 10 };
 
-static int brute_small(const float *vecs, const int64_t *ids, size_t n, const float *q, int k, pair *out)
-{
-    pair *all = malloc(n * sizeof *all);
-    for (size_t i = 0; i < n; i++) {
-        float s = 0;
-        for (int d = 0; d < GDIM; d++) s += q[d] * zk_half_to_float(zk_float_to_half(vecs[i * GDIM + d]));
-        all[i] = (pair){ids[i], s};
-    }
-    qsort(all, n, sizeof *all, by_score);
-    int m = (int)ZK_MIN(n, (size_t)k);
-    memcpy(out, all, (size_t)m * sizeof *out);
-    free(all);
-    return m;
-}
-
 static void search_small(const ret_colidx *c, ret_colidx_team *team, const float *vecs, const int64_t *ids,
                          size_t n)
 {
@@ -467,7 +460,7 @@ static void search_small(const ret_colidx *c, ret_colidx_team *team, const float
         pair want[GK];
         int64_t got[GK];
         float sc[GK];
-        int ng, nw = brute_small(vecs, ids, n, q, GK, want);
+        int ng, nw = brute_dim(GDIM, vecs, ids, NULL, n, q, GK, NULL, want);
         assert_int_equal(ret_colidx_search(c, q, GK, NULL, 0, got, sc, &ng, err), ZK_OK);
         same(want, nw, got, sc, ng);
         assert_int_equal(ret_colidx_search_pruned(c, q, GK, 0, 0, NULL, 0, team, got, sc, &ng, err), ZK_OK);
@@ -489,7 +482,7 @@ static void search_small(const ret_colidx *c, ret_colidx_team *team, const float
     pair want[GK];
     int64_t got[GK];
     float sc[GK];
-    int ng, nw = brute_small(sv, list, nl, q, GK, want);
+    int ng, nw = brute_dim(GDIM, sv, list, NULL, nl, q, GK, NULL, want);
     assert_int_equal(ret_colidx_search_ids(c, q, GK, list, nl, team, got, sc, &ng, err), ZK_OK);
     same(want, nw, got, sc, ng);
     free(list);
