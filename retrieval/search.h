@@ -76,11 +76,12 @@ void ret_hits_free(ret_hit *hits, size_t n);
 /* The FTS5 MATCH expression zhiku builds for a query ("" when the query has
  * no indexable term). Caller frees. Exposed for tests and `--explain`. */
 zk_rc ret__fts_query(const char *query, int max_terms, char **out, char *err);
-/* The BM25 query zhiku runs (rank.h): the MATCH expression and the per-phrase
- * weights (document frequencies; 0 = matching only) for zk_bm25. An empty
- * expression when no term occurs anywhere. nrows: the corpus size now. */
+/* The BM25 query zhiku runs (rank.h): the MATCH expression, the per-phrase
+ * weights (document frequencies; 0 = matching only) for zk_bm25 and the
+ * most rows the expression can match. An empty expression when no term
+ * occurs anywhere. nrows: the corpus size now. */
 struct ret_termstats;
 zk_rc ret__bm25_plan(sqlite3 *db, struct ret_termstats *ts, int64_t nrows, const char *query, int max_terms,
-                     int budget, char **out_match, double **out_w, int *out_nw, char *err);
+                     int budget, char **out_match, double **out_w, int *out_nw, int64_t *out_bound, char *err);
 
 #endif

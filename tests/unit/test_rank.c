@@ -139,12 +139,17 @@ static int64_t count_rows(fixture *f, const char *match)
     return n;
 }
 
-/* The BM25 plan of q under budget (caller frees the plan and *w). */
+/* The BM25 plan of q under budget (caller frees the plan and *w); the
+ * plan's bound on its matches in last_bound. */
+static int64_t last_bound;
+
 static char *plan_of(fixture *f, const char *q, int budget, double **w, int *nw)
 {
     char err[ZK_ERRLEN], *plan = NULL;
     assert_int_equal(ret__bm25_plan(ret_store_db(f->s), ret__store_termstats(f->s), NDOCS, q, 32, budget, &plan, w,
-                                    nw, err), ZK_OK);
+                                    nw, &last_bound, err), ZK_OK);
+    /* the bound holds: the expression never matches more rows */
+    if (*plan) assert_true(count_rows(f, plan) <= last_bound);
     return plan;
 }
 
@@ -345,6 +350,7 @@ static void test_plan_matches_rare_terms(void **state)
     assert_string_equal(plan, want);
     assert_int_equal(nw, 3);
     assert_true(w[0] == 0.0 && w[1] == 1.0 && w[2] == (double)df);
+    assert_int_equal(last_bound, 1);   /* the rows of rare7 */
     top t = run(f->s, "SELECT rowid, zk_bm25(chunks_fts, 0.5, ?2) r FROM chunks_fts WHERE chunks_fts MATCH ?1 "
                       "ORDER BY r LIMIT 10", plan, w, nw);
     assert_int_equal(t.n, 1);
@@ -381,6 +387,7 @@ static void test_plan_matches_rare_terms(void **state)
     /* only common terms: the rarest ones are required together */
     plan = plan_of(f, "word0 word1", 5, &w, &nw);
     assert_non_null(strstr(plan, " AND "));
+    assert_int_equal(last_bound, ZK_MIN(count_rows(f, "word0"), count_rows(f, "word1")));
     zk_free(plan);
     zk_free(w);
     /* terms found nowhere: nothing to run */
@@ -484,6 +491,51 @@ static void test_walk_stops_after_max_matches(void **state)
     zk_config_free(cfg);
 }
 
+/* Rows of equal score rank newest first, whichever way the lists are
+ * walked: forwards when no cap can bind (the plan's bound is within
+ * them), backwards when the row cap keeps the newest matches. */
+static void test_ties_rank_newest_first(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], id[32];
+    float vec[DIM] = {1};
+    int64_t chunk[12];
+    for (int i = 0; i < 12; i++) {   /* twelve identical chunks: equal scores */
+        snprintf(id, sizeof id, "zebra%d", i);
+        ret_chunk_in c = {"zebra crossing", 14, "", 0, 0, 0, 14};
+        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt"};
+        ret_put_status st;
+        int64_t doc;
+        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
+        sqlite3_stmt *q;
+        sqlite3_prepare_v2(ret_store_db(f->s), "SELECT id FROM chunks WHERE doc_id = ?", -1, &q, NULL);
+        sqlite3_bind_int64(q, 1, doc);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        chunk[i] = sqlite3_column_int64(q, 0);
+        sqlite3_finalize(q);
+    }
+    ret_caller admin;
+    ret_caller_admin(&admin);
+    zk_config *cfg = NULL;
+    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
+    ret_search_opts o;
+    ret_search_opts_init(&o, cfg);
+    o.mode = RET_MODE_BM25;
+    o.caller = &admin;
+    o.top_k = o.bm25_k = 5;
+    int budget[] = {100, 3};   /* forwards (12 matches fit), then capped at 3 */
+    for (int r = 0; r < 2; r++) {
+        o.bm25_budget = o.bm25_max_rows = budget[r];
+        ret_hit *h;
+        size_t n;
+        assert_int_equal(ret_search(f->s, NULL, "zebra", &o, &h, &n, err), ZK_OK);
+        assert_int_equal(n, r ? 3 : 5);
+        for (size_t i = 0; i < n; i++) assert_int_equal(h[i].chunk_id, chunk[11 - i]);
+        ret_hits_free(h, n);
+    }
+    zk_config_free(cfg);
+}
+
 static int view_ok(fixture *f, const ret_caller *c, int64_t doc_index)
 {
     char err[ZK_ERRLEN];
@@ -570,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plan_matches_rare_terms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_and_plan_scores_like_bm25, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_stops_after_max_matches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ties_rank_newest_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docmap_follows_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
