@@ -692,15 +692,14 @@ static int collect_terms(void *vctx, int kind, const char *tok, int ntok, int st
 #define SNIPPET_CHARS 200
 
 /* A window of SNIPPET_CHARS code points starting a little before the first
- * query term, with "…" where text was cut. */
-static char *make_snippet(ret_tokenizer *t, const char *query, const char *text)
+ * of the query's terms (collect_terms, tokenized once per search), with
+ * "…" where text was cut. */
+static char *make_snippet(ret_tokenizer *t, zk_buf *terms, const char *text)
 {
-    zk_buf terms, out;
-    buf_init(&terms, 1 << 16);
+    zk_buf out;
     buf_init(&out, 1 << 16);
-    ret_tokenizer_run(t, query, (int)strlen(query), 1, &terms, collect_terms);
     size_t len = strlen(text);
-    snipctx c = {text, &terms, -1};
+    snipctx c = {text, terms, -1};
     ret_tokenizer_run(t, text, (int)len, 0, &c, find_match);
     const unsigned char *p = (const unsigned char *)text;
     size_t start = 0;
@@ -735,7 +734,6 @@ static char *make_snippet(ret_tokenizer *t, const char *query, const char *text)
         }
     }
     if (i < len) buf_puts(&out, "…");
-    buf_free(&terms);
     return buf_steal(&out, NULL);
 }
 
@@ -773,9 +771,11 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     size_t n = 0, nh = 0;
     sqlite3_stmt *st = NULL;
     ret_tokenizer *t = NULL;
+    zk_buf terms;   /* the query's terms, for the snippets */
     ret_view view = {0};
     int by_view = o->nfilters == 0;   /* metadata filters go through SQL */
     if (!c) return zk_fail(err, ZK_NOMEM, "out of memory");
+    buf_init(&terms, 1 << 16);
 
     if ((rc = ret_docmap_view(ret__store_docmap(s), ret_store_db(s), o->caller, o->kb,
                               by_view && o->mode != RET_MODE_BM25, &view, err)) != ZK_OK)
@@ -805,6 +805,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
     hits = zk_calloc(want ? want : 1, sizeof *hits);
     t = ret_tokenizer_new();
     if (!hits || !t) { rc = zk_fail(err, ZK_NOMEM, "out of memory"); goto out; }
+    if (!o->ids_only) ret_tokenizer_run(t, query, (int)strlen(query), 1, &terms, collect_terms);
     sqlite3 *db = ret_store_db(s);
     {
         /* defence in depth: every candidate is re-checked against the
@@ -854,7 +855,7 @@ zk_rc ret_search(ret_store *s, llm_embedder *emb, const char *query, const ret_s
             h->vector_rank = c[i].vector_rank;
             h->bm25 = c[i].bm25;
             h->vector_sim = c[i].sim;
-            h->snippet = !h->text ? NULL : o->ids_only ? zk_strdup("") : make_snippet(t, query, h->text);
+            h->snippet = !h->text ? NULL : o->ids_only ? zk_strdup("") : make_snippet(t, &terms, h->text);
             if (!h->text || !h->heading || !h->ext_id || !h->source || !h->title || !h->snippet) {
                 rc = zk_fail(err, ZK_NOMEM, "out of memory");
                 goto out;
@@ -866,6 +867,7 @@ out:
     ret_view_release(&view);
     ret__release(st);
     ret_tokenizer_free(t);
+    buf_free(&terms);
     zk_free(c);
     if (rc != ZK_OK) {
         ret_hits_free(hits, nh);

@@ -536,6 +536,55 @@ static void test_ties_rank_newest_first(void **state)
     zk_config_free(cfg);
 }
 
+/* Each hit's snippet is a window around the first of the query's terms
+ * its text holds (terms tokenized once per search, every hit matched
+ * against them), or the text's start when it holds none. */
+static void test_snippets_around_the_first_term(void **state)
+{
+    fixture *f = *state;
+    char err[ZK_ERRLEN], text[3][600];
+    float vec[DIM] = {1};
+    const char *tail[] = {"the quokka sleeps here", "a numbat digs there", "nothing of note at all"};
+    for (int i = 0; i < 3; i++) {
+        char *p = text[i];
+        for (int j = 0; j < 60; j++) p += sprintf(p, "filler%d ", j % 7);
+        sprintf(p, "%s.", tail[i]);
+        char id[16];
+        snprintf(id, sizeof id, "snip%d", i);
+        ret_chunk_in c = {text[i], (int)strlen(text[i]), i == 2 ? "wombat" : "", 0, 0, 0, (int64_t)strlen(text[i])};
+        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt"};
+        ret_put_status st;
+        int64_t doc;
+        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
+    }
+    ret_caller admin;
+    ret_caller_admin(&admin);
+    zk_config *cfg = NULL;
+    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
+    ret_search_opts o;
+    ret_search_opts_init(&o, cfg);
+    o.mode = RET_MODE_BM25;
+    o.caller = &admin;
+    ret_hit *h;
+    size_t n;
+    assert_int_equal(ret_search(f->s, NULL, "quokka numbat", &o, &h, &n, err), ZK_OK);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        const char *want = !strcmp(h[i].ext_id, "snip0") ? "quokka sleeps here." : "numbat digs there.";
+        assert_true(!strncmp(h[i].snippet, "…", strlen("…")));   /* cut before the term */
+        assert_non_null(strstr(h[i].snippet, want));
+    }
+    ret_hits_free(h, n);
+    /* a hit by its heading alone holds no term in its text: the window
+     * starts at the beginning */
+    assert_int_equal(ret_search(f->s, NULL, "wombat", &o, &h, &n, err), ZK_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(h[0].ext_id, "snip2");
+    assert_true(!strncmp(h[0].snippet, "filler0 filler1", 15));
+    ret_hits_free(h, n);
+    zk_config_free(cfg);
+}
+
 static int view_ok(fixture *f, const ret_caller *c, int64_t doc_index)
 {
     char err[ZK_ERRLEN];
@@ -623,6 +672,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_and_plan_scores_like_bm25, setup, teardown),
         cmocka_unit_test_setup_teardown(test_walk_stops_after_max_matches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ties_rank_newest_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snippets_around_the_first_term, setup, teardown),
         cmocka_unit_test_setup_teardown(test_docmap_follows_changes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
