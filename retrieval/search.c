@@ -391,7 +391,10 @@ static zk_rc bm25_candidates(ret_store *s, const char *query, const ret_search_o
      * they are walked forwards: FTS5 seeks forwards through a long list
      * cheaper than backwards, where it decodes every leaf it enters whole
      * to step back through it (BM25 p50 at 1.25M chunks 3.2-3.6 -> 2.6-2.7
-     * ms). Ties are broken newest first either way. */
+     * ms). Ties are broken newest first either way. The bound rests on
+     * cached document frequencies (rank.h), which lag the rows added
+     * since: a term that became common meanwhile may have its oldest
+     * matches ranked once instead of its newest, until the cache refreshes. */
     int forwards = (cap < 0 || bound <= cap) && (walk < 0 || bound <= walk);
     sqlite3_stmt *st = NULL;
     zk_buf sql;
