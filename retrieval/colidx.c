@@ -401,6 +401,17 @@ static void collect_scalar(const float *acc, size_t m, const int64_t *ids, const
 #ifdef COLIDX_X86
 #define F16X8(col, i) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((col) + (i))))
 
+/* Rows i..i+7 of four columns times their weights, added to acc's (or, in
+ * the first pass, to nothing). */
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256
+four_columns(const uint16_t *const *c, const __m256 *q, const float *acc, size_t i, int first)
+{
+    __m256 a = first ? _mm256_mul_ps(q[0], F16X8(c[0], i)) : _mm256_fmadd_ps(q[0], F16X8(c[0], i), _mm256_loadu_ps(acc + i));
+    a = _mm256_fmadd_ps(q[1], F16X8(c[1], i), a);
+    a = _mm256_fmadd_ps(q[2], F16X8(c[2], i), a);
+    return _mm256_fmadd_ps(q[3], F16X8(c[3], i), a);
+}
+
 /* Scores m rows a block apart from their columns and offers those that
  * reach the heap's bar to it, in one go: the columns come four per pass
  * over acc (the accumulator is loaded and stored once for four products
@@ -426,23 +437,12 @@ __attribute__((target("avx2,fma,f16c"))) static void score_avx2(const uint16_t *
         }
         int first = j == 0, last = j + 4 >= nnz;
         if (!last) {
-            for (size_t i = 0; i < m8; i += 8) {
-                __m256 a = first ? _mm256_mul_ps(q[0], F16X8(c[0], i))
-                                 : _mm256_fmadd_ps(q[0], F16X8(c[0], i), _mm256_loadu_ps(acc + i));
-                a = _mm256_fmadd_ps(q[1], F16X8(c[1], i), a);
-                a = _mm256_fmadd_ps(q[2], F16X8(c[2], i), a);
-                a = _mm256_fmadd_ps(q[3], F16X8(c[3], i), a);
-                _mm256_storeu_ps(acc + i, a);
-            }
+            for (size_t i = 0; i < m8; i += 8) _mm256_storeu_ps(acc + i, four_columns(c, q, acc, i, first));
             continue;
         }
         __m256 bar = _mm256_set1_ps(ret_topk_bar(h));
         for (size_t i = 0; i < m8; i += 8) {
-            __m256 a = first ? _mm256_mul_ps(q[0], F16X8(c[0], i))
-                             : _mm256_fmadd_ps(q[0], F16X8(c[0], i), _mm256_loadu_ps(acc + i));
-            a = _mm256_fmadd_ps(q[1], F16X8(c[1], i), a);
-            a = _mm256_fmadd_ps(q[2], F16X8(c[2], i), a);
-            a = _mm256_fmadd_ps(q[3], F16X8(c[3], i), a);
+            __m256 a = four_columns(c, q, acc, i, first);
             int mask = _mm256_movemask_ps(_mm256_cmp_ps(a, bar, _CMP_GE_OQ));
             if (!mask) continue;
             float s[8];

@@ -38,11 +38,13 @@ static uint32_t rnd(uint32_t n)
     return (uint32_t)(rng % n);
 }
 
-static int64_t put_doc(ret_store *s, const char *id, const char *text, const int64_t *acl, size_t nacl)
+/* A one-chunk document with a heading; returns the document's id. */
+static int64_t put_doc_heading(ret_store *s, const char *id, const char *text, const char *heading,
+                               const int64_t *acl, size_t nacl)
 {
     char err[ZK_ERRLEN];
     float vec[DIM] = {1};
-    ret_chunk_in c = {text, strlen(text), "", 0, 0, 0, (int64_t)strlen(text)};
+    ret_chunk_in c = {text, strlen(text), heading, 0, 0, 0, (int64_t)strlen(text)};
     ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt", .acl = acl, .nacl = nacl};
     ret_put_status st;
     int64_t doc = 0;
@@ -50,6 +52,36 @@ static int64_t put_doc(ret_store *s, const char *id, const char *text, const int
     zk_rc rc = ret_doc_put(s, 1, &d, &c, 1, vec, DIM, &st, &doc, err);
     if (rc != ZK_OK) fail_msg("put %s: %s", id, err);
     return doc;
+}
+
+static int64_t put_doc(ret_store *s, const char *id, const char *text, const int64_t *acl, size_t nacl)
+{
+    return put_doc_heading(s, id, text, "", acl, nacl);
+}
+
+/* The id of a one-chunk document's chunk (0: none). */
+static int64_t chunk_of(ret_store *s, int64_t doc)
+{
+    sqlite3_stmt *st;
+    int64_t chunk = 0;
+    sqlite3_prepare_v2(ret_store_db(s), "SELECT id FROM chunks WHERE doc_id = ?", -1, &st, NULL);
+    sqlite3_bind_int64(st, 1, doc);
+    if (sqlite3_step(st) == SQLITE_ROW) chunk = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return chunk;
+}
+
+/* Search options for the administrator in BM25 mode, from the defaults
+ * (the caller frees *cfg). */
+static void admin_bm25(ret_search_opts *o, ret_caller *admin, zk_config **cfg)
+{
+    char err[ZK_ERRLEN];
+    ret_caller_admin(admin);
+    *cfg = NULL;
+    assert_int_equal(zk_config_load(NULL, 0, cfg, err), ZK_OK);
+    ret_search_opts_init(o, *cfg);
+    o->mode = RET_MODE_BM25;
+    o->caller = admin;
 }
 
 /* 300 one-chunk documents over a Zipf-ish vocabulary of 60 words, so some
@@ -397,13 +429,9 @@ static void test_plan_matches_rare_terms(void **state)
     zk_free(w);
     /* search ranks the one row that holds the rare term first */
     ret_caller admin;
-    ret_caller_admin(&admin);
     ret_search_opts o;
-    zk_config *cfg = NULL;
-    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
-    ret_search_opts_init(&o, cfg);
-    o.mode = RET_MODE_BM25;
-    o.caller = &admin;
+    zk_config *cfg;
+    admin_bm25(&o, &admin, &cfg);
     o.bm25_budget = 5;
     ret_hit *h;
     size_t n;
@@ -498,30 +526,16 @@ static void test_ties_rank_newest_first(void **state)
 {
     fixture *f = *state;
     char err[ZK_ERRLEN], id[32];
-    float vec[DIM] = {1};
     int64_t chunk[12];
     for (int i = 0; i < 12; i++) {   /* twelve identical chunks: equal scores */
         snprintf(id, sizeof id, "zebra%d", i);
-        ret_chunk_in c = {"zebra crossing", 14, "", 0, 0, 0, 14};
-        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt"};
-        ret_put_status st;
-        int64_t doc;
-        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
-        sqlite3_stmt *q;
-        sqlite3_prepare_v2(ret_store_db(f->s), "SELECT id FROM chunks WHERE doc_id = ?", -1, &q, NULL);
-        sqlite3_bind_int64(q, 1, doc);
-        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-        chunk[i] = sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
+        chunk[i] = chunk_of(f->s, put_doc(f->s, id, "zebra crossing", NULL, 0));
+        assert_true(chunk[i] > 0);
     }
     ret_caller admin;
-    ret_caller_admin(&admin);
-    zk_config *cfg = NULL;
-    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
     ret_search_opts o;
-    ret_search_opts_init(&o, cfg);
-    o.mode = RET_MODE_BM25;
-    o.caller = &admin;
+    zk_config *cfg;
+    admin_bm25(&o, &admin, &cfg);
     o.top_k = o.bm25_k = 5;
     int budget[] = {100, 3};   /* forwards (12 matches fit), then capped at 3 */
     for (int r = 0; r < 2; r++) {
@@ -543,7 +557,6 @@ static void test_snippets_around_the_first_term(void **state)
 {
     fixture *f = *state;
     char err[ZK_ERRLEN], text[3][600];
-    float vec[DIM] = {1};
     const char *tail[] = {"the quokka sleeps here", "a numbat digs there", "nothing of note at all"};
     for (int i = 0; i < 3; i++) {
         char *p = text[i];
@@ -551,20 +564,12 @@ static void test_snippets_around_the_first_term(void **state)
         sprintf(p, "%s.", tail[i]);
         char id[16];
         snprintf(id, sizeof id, "snip%d", i);
-        ret_chunk_in c = {text[i], (int)strlen(text[i]), i == 2 ? "wombat" : "", 0, 0, 0, (int64_t)strlen(text[i])};
-        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt"};
-        ret_put_status st;
-        int64_t doc;
-        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vec, DIM, &st, &doc, err), ZK_OK);
+        put_doc_heading(f->s, id, text[i], i == 2 ? "wombat" : "", NULL, 0);
     }
     ret_caller admin;
-    ret_caller_admin(&admin);
-    zk_config *cfg = NULL;
-    assert_int_equal(zk_config_load(NULL, 0, &cfg, err), ZK_OK);
     ret_search_opts o;
-    ret_search_opts_init(&o, cfg);
-    o.mode = RET_MODE_BM25;
-    o.caller = &admin;
+    zk_config *cfg;
+    admin_bm25(&o, &admin, &cfg);
     ret_hit *h;
     size_t n;
     assert_int_equal(ret_search(f->s, NULL, "quokka numbat", &o, &h, &n, err), ZK_OK);
@@ -589,13 +594,7 @@ static int view_ok(fixture *f, const ret_caller *c, int64_t doc_index)
 {
     char err[ZK_ERRLEN];
     ret_view v;
-    /* one chunk per document; its id is the document's only chunk */
-    sqlite3_stmt *st;
-    int64_t chunk = 0;
-    sqlite3_prepare_v2(ret_store_db(f->s), "SELECT id FROM chunks WHERE doc_id = ?", -1, &st, NULL);
-    sqlite3_bind_int64(st, 1, doc_index);
-    if (sqlite3_step(st) == SQLITE_ROW) chunk = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    int64_t chunk = chunk_of(f->s, doc_index);   /* one chunk per document */
     if (ret_docmap_view(ret__store_docmap(f->s), ret_store_db(f->s), c, 1, 1, &v, err) != ZK_OK) fail_msg("%s", err);
     int ok = chunk && ret_view_chunk_ok(&v, chunk);
     ret_view_release(&v);
