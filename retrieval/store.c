@@ -53,6 +53,7 @@ struct ret_store {
     int readonly;
     int in_batch;       /* inside ret_store_begin */
     int batch_broken;   /* a write failed inside the batch: it must roll back */
+    int acl_bump;       /* the batch changed grants: acl_version is bumped at its commit */
     int sp_outer;       /* the open document savepoint started the transaction */
     sqlite3_stmt *rollback;   /* "ROLLBACK", prepared at open: works when memory or disk is short */
     ret_indexes *ix;    /* vector indexes (own or shared) */
@@ -358,7 +359,9 @@ zk_rc ret_store_commit(ret_store *s, char *err)
         return zk_fail(err, ZK_DB, "a write failed inside the batch; the batch was rolled back");
     }
     s->in_batch = 0;
-    zk_rc rc = exec(s, "COMMIT", err);
+    zk_rc rc = s->acl_bump ? exec(s, "UPDATE acl_version SET seq = seq + 1", err) : ZK_OK;
+    s->acl_bump = 0;
+    if (rc == ZK_OK) rc = exec(s, "COMMIT", err);
     if (rc != ZK_OK) txn_abort(s);
     return rc;
 }
@@ -366,6 +369,7 @@ zk_rc ret_store_commit(ret_store *s, char *err)
 void ret_store_rollback(ret_store *s)
 {
     s->in_batch = 0;
+    s->acl_bump = 0;
     s->batch_broken = 0;
     if (exec(s, "ROLLBACK", NULL) != ZK_OK) txn_abort(s);
 }
@@ -647,8 +651,13 @@ static zk_rc write_acl(ret_store *s, int64_t doc_id, const ret_doc_in *doc, char
     }
     /* caches of readable sets (retrieval/docmap.c) see new documents by
      * their ids; any change to an existing document's grants bumps */
-    if (rc == ZK_OK && (doc->acl_replace || had_grants))
-        rc = run_i64(s, "UPDATE acl_version SET seq = seq + 1", 0, NULL, err);
+    if (rc == ZK_OK && (doc->acl_replace || had_grants)) {
+        /* once per batch, at its commit: an UPDATE opens a statement
+         * savepoint, and at every savepoint FTS5 writes out its pending
+         * index as a new segment — one segment per document otherwise */
+        if (s->in_batch) s->acl_bump = 1;
+        else rc = run_i64(s, "UPDATE acl_version SET seq = seq + 1", 0, NULL, err);
+    }
     return rc;
 }
 
