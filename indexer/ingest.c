@@ -302,12 +302,12 @@ static void *worker_main(void *arg)
  * cheaper than a large one on a rich vocabulary: each token is a lookup in
  * it and each flush sorts its terms, both chasing pointers, so past the
  * caches every term costs misses (`perf`, writer thread: 57% of its time
- * in the hash at 8 MB, 25% with a document's worth in it). On the scale corpus
- * (125k chunks, ~50,000 words and CJK bigrams) 256 KB ingests in 17–19 s
- * against 23 s with 8 MB, 21 s with 1 MB and 21–22 s with 128 KB (more
- * segments to merge); on the small-vocabulary synthetic corpus every size
- * from 256 KB to 8 MB is the same. The setting lives in the table's config:
- * written once, kept.
+ * in the hash at 8 MB, 25% with a document's worth in it). On the scale
+ * corpus (125k chunks, ~50,000 words and CJK bigrams) 256 KB ingests in
+ * 16–19 s against 23 s with 8 MB, 21 s with 1 MB and 21–22 s with 128 KB
+ * (more segments to merge); on the small-vocabulary synthetic corpus every
+ * size from 256 KB to 8 MB is the same. The setting lives in the table's
+ * config: written once, kept.
  *
  * How soon segments merge is `automerge`: FTS5 merges a level once it holds
  * that many (4 by default). A bulk load (the CLI) raises it to 16 while it
