@@ -18,6 +18,7 @@
 #include "half.h"
 #include "retrieval/audit.h"
 #include "retrieval/docmap.h"
+#include "retrieval/principal.h"
 #include "retrieval/rank.h"
 #include "retrieval/tokenizer.h"
 #include "retrieval/vindex_int.h"
@@ -359,7 +360,7 @@ zk_rc ret_store_commit(ret_store *s, char *err)
         return zk_fail(err, ZK_DB, "a write failed inside the batch; the batch was rolled back");
     }
     s->in_batch = 0;
-    zk_rc rc = s->acl_bump ? exec(s, "UPDATE acl_version SET seq = seq + 1", err) : ZK_OK;
+    zk_rc rc = s->acl_bump ? ret_acl_bump(s, err) : ZK_OK;
     s->acl_bump = 0;
     if (rc == ZK_OK) rc = exec(s, "COMMIT", err);
     if (rc != ZK_OK) txn_abort(s);
@@ -656,7 +657,7 @@ static zk_rc write_acl(ret_store *s, int64_t doc_id, const ret_doc_in *doc, char
          * savepoint, and at every savepoint FTS5 writes out its pending
          * index as a new segment — one segment per document otherwise */
         if (s->in_batch) s->acl_bump = 1;
-        else rc = run_i64(s, "UPDATE acl_version SET seq = seq + 1", 0, NULL, err);
+        else rc = ret_acl_bump(s, err);
     }
     return rc;
 }

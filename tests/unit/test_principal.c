@@ -270,6 +270,18 @@ static void put_doc(fixture *f, int64_t kb, const char *ext_id)
     assert_int_equal(ret_doc_put(f->s, kb, &d, c, 2, vecs, 4, &st, NULL, f->err), ZK_OK);
 }
 
+/* Document "doc<i>", one chunk, readable by principal g (grants replaced). */
+static void put_granted(fixture *f, int i, int64_t g)
+{
+    static const float vecs[4] = {1, 0, 0, 0};
+    static const char text[] = "签名 text of one chunk";
+    char id[16];
+    snprintf(id, sizeof id, "doc%d", i);
+    ret_chunk_in c = {text, strlen(text), NULL, 0, 0, 0, 1};
+    ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt", .acl = &g, .nacl = 1, .acl_replace = 1};
+    assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vecs, 4, NULL, NULL, f->err), ZK_OK);
+}
+
 /* A batch of documents with grants bumps acl_version once, at its commit:
  * bumped per document, the UPDATE's statement savepoint made FTS5 write
  * its pending index out as a segment per document. */
@@ -278,19 +290,9 @@ static void test_batch_bumps_once(void **state)
     fixture *f = *state;
     assert_int_equal(ret_group_add(f->s, "readers", f->err), ZK_OK);
     int64_t g = id_of(f, "group:readers"), v = ret_acl_version(f->s);
-    static const float vecs[4] = {1, 0, 0, 0};
-    char id[16];
     assert_int_equal(ret_kb_check_model(f->s, 1, "test-model", 4, f->err), ZK_OK);
-#define PUT(i)                                                                                        \
-    do {                                                                                              \
-        snprintf(id, sizeof id, "doc%d", (i));                                                        \
-        ret_chunk_in c = {"签名 text of one chunk", strlen("签名 text of one chunk"), NULL, 0, 0, 0, 1}; \
-        ret_doc_in d = {.ext_id = id, .title = id, .sha256 = id, .format = "txt", .acl = &g, .nacl = 1,  \
-                        .acl_replace = 1};                                                            \
-        assert_int_equal(ret_doc_put(f->s, 1, &d, &c, 1, vecs, 4, NULL, NULL, f->err), ZK_OK);        \
-    } while (0)
     assert_int_equal(ret_store_begin(f->s, f->err), ZK_OK);
-    for (int i = 0; i < 5; i++) PUT(i);
+    for (int i = 0; i < 5; i++) put_granted(f, i, g);
     assert_int_equal(ret_acl_version(f->s), v);
     assert_int_equal(ret_store_commit(f->s, f->err), ZK_OK);
     assert_int_equal(ret_acl_version(f->s), v + 1);
@@ -301,16 +303,15 @@ static void test_batch_bumps_once(void **state)
 
     /* a rolled-back batch bumps nothing, and leaves nothing for the next one */
     assert_int_equal(ret_store_begin(f->s, f->err), ZK_OK);
-    PUT(1);
+    put_granted(f, 1, g);
     ret_store_rollback(f->s);
     assert_int_equal(ret_store_begin(f->s, f->err), ZK_OK);
     assert_int_equal(ret_store_commit(f->s, f->err), ZK_OK);
     assert_int_equal(ret_acl_version(f->s), v + 1);
 
     /* outside a batch a document's grants bump at once */
-    PUT(7);
+    put_granted(f, 7, g);
     assert_int_equal(ret_acl_version(f->s), v + 2);
-#undef PUT
 }
 
 static void test_kb_create_rm(void **state)
